@@ -1,0 +1,99 @@
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "qkv/model/model_config.h"
+
+namespace qkv {
+
+// Bad configuration: the message names the file, the key path and what was expected.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct TokenizerConfig {
+  std::string kind = "char";  // "char" or "sentencepiece"
+  std::string model_file;     // an existing SentencePiece .model to use instead of training one
+  int64_t vocab_size = 2000;  // SentencePiece only; char takes the corpus's characters
+  std::string model_type = "bpe";
+  double character_coverage = 1.0;
+  bool byte_fallback = true;
+  int64_t input_sentence_size = 1000000;
+};
+
+struct DataConfig {
+  std::vector<std::string> files;  // paths or globs
+  std::string dir;                 // where train.bin, val.bin and meta.json go
+  double val_fraction = 0.1;       // the last fraction of each file
+};
+
+struct TrainConfig {
+  int64_t batch_size = 12;
+  int64_t max_steps = 2000;
+  int64_t grad_accum_steps = 1;
+  double grad_clip = 1.0;  // 0 disables clipping
+  int64_t log_every = 10;
+  std::string out_dir;     // run directory; empty means runs/<config name>
+};
+
+struct OptimConfig {
+  double lr = 1e-3;
+  double min_lr = 1e-4;
+  int64_t warmup_steps = 100;
+  int64_t decay_steps = 0;  // 0 means max_steps
+  double beta1 = 0.9;
+  double beta2 = 0.99;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+};
+
+struct EvalConfig {
+  int64_t every = 250;
+  int64_t batches = 20;
+};
+
+struct CheckpointConfig {
+  int64_t every = 500;        // write last.pt every this many steps (0: only at the end)
+  bool keep_periodic = false;  // also keep step_XXXXXXX.pt at each of those
+};
+
+struct RuntimeConfig {
+  int64_t threads = 0;  // 0 = every core
+  std::string device = "auto";
+  int64_t seed = 1337;
+  std::string dtype = "fp32";  // or "bf16"
+};
+
+struct Config {
+  ModelConfig model;
+  TokenizerConfig tokenizer;
+  DataConfig data;
+  TrainConfig train;
+  OptimConfig optim;
+  EvalConfig eval;
+  CheckpointConfig checkpoint;
+  RuntimeConfig runtime;
+  std::string source;  // the file it came from, for messages
+
+  // Reads a YAML file and applies `section.key=value` overrides on top. Throws ConfigError.
+  static Config load(const std::string& path, const std::vector<std::string>& overrides = {});
+  // Parses YAML text (a resolved config stored in a checkpoint, say).
+  static Config parse(const std::string& yaml, const std::string& source);
+
+  void apply_override(const std::string& assignment);  // "section.key=value"
+  // Cross-field checks and ranges; throws ConfigError naming the key.
+  void validate() const;
+  // Every key with its value, in the schema's order: the resolved config of a run.
+  std::string to_yaml() const;
+  // The dotted keys the schema knows, for suggestions and docs.
+  static std::vector<std::string> known_keys();
+};
+
+// The closest string to `word` among `candidates` by edit distance, or "" if none is close.
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace qkv

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+namespace qkv {
+
+// The position-wise feed-forward layer: the same two-layer MLP applied to every position alone.
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  FeedForwardImpl(int64_t d_model, int64_t d_ff, bool bias = true, double dropout = 0.0);
+
+  torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C)
+
+  torch::nn::Linear fc_in{nullptr};   // C -> d_ff
+  torch::nn::Linear fc_out{nullptr};  // d_ff -> C, a residual projection
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(FeedForward);
+
+}  // namespace qkv

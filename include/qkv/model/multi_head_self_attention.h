@@ -1,0 +1,50 @@
+#pragma once
+
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+namespace qkv {
+
+struct MultiHeadSelfAttentionOptions {
+  MultiHeadSelfAttentionOptions(int64_t d_model, int64_t n_head) : d_model_(d_model), n_head_(n_head) {}
+  TORCH_ARG(int64_t, d_model);
+  TORCH_ARG(int64_t, n_head);
+  TORCH_ARG(bool, bias) = true;
+  TORCH_ARG(double, dropout) = 0.0;
+  // A language model may not look ahead; the lecture's worked example looks both ways.
+  TORCH_ARG(bool, causal) = true;
+  // Divide scores by sqrt(d_k) so their variance does not grow with d_k; the lecture's example
+  // leaves it out to keep the numbers hand-checkable.
+  TORCH_ARG(bool, scale_scores) = true;
+};
+
+// Keys and values of the positions seen so far, per layer, so that generation computes one new
+// position's attention instead of the whole context again.
+struct KVCache {
+  torch::Tensor k;  // (B, H, T_past, d_k)
+  torch::Tensor v;  // (B, H, T_past, d_k)
+  int64_t length() const { return k.defined() ? k.size(2) : 0; }
+};
+
+// softmax(Q K^T / sqrt(d_k)) V, with Q = x W^Q, K = x W^K, V = x W^V per head, the heads
+// concatenated and projected by W^O.
+class MultiHeadSelfAttentionImpl : public torch::nn::Module {
+ public:
+  explicit MultiHeadSelfAttentionImpl(const MultiHeadSelfAttentionOptions& options);
+
+  // x: (B, T, C) -> (B, T, C). If `weights` is given it receives the attention weights
+  // (B, H, T, T_past + T) before dropout. With `cache`, x holds only the new positions.
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* weights = nullptr,
+                        KVCache* cache = nullptr);
+
+  MultiHeadSelfAttentionOptions options;
+  torch::nn::Linear w_q{nullptr}, w_k{nullptr}, w_v{nullptr}, w_o{nullptr};
+  torch::nn::Dropout attn_dropout{nullptr}, resid_dropout{nullptr};
+};
+TORCH_MODULE(MultiHeadSelfAttention);
+
+}  // namespace qkv

@@ -1,0 +1,25 @@
+#pragma once
+
+#include "qkv/model/feed_forward.h"
+#include "qkv/model/layer_norm.h"
+#include "qkv/model/model_config.h"
+#include "qkv/model/multi_head_self_attention.h"
+
+namespace qkv {
+
+// One decoder layer, pre-norm as in GPT-2: x + attn(ln1(x)), then x + ffn(ln2(x)). The residual
+// path stays an identity so gradients reach early layers undiminished.
+class TransformerBlockImpl : public torch::nn::Module {
+ public:
+  explicit TransformerBlockImpl(const ModelConfig& config);
+
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* attention_weights = nullptr,
+                        KVCache* cache = nullptr);  // (B, T, C) -> (B, T, C)
+
+  LayerNorm ln1{nullptr}, ln2{nullptr};
+  MultiHeadSelfAttention attn{nullptr};
+  FeedForward ffn{nullptr};
+};
+TORCH_MODULE(TransformerBlock);
+
+}  // namespace qkv

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
+
+#include "qkv/model/layer_norm.h"
+#include "qkv/model/model_config.h"
+#include "qkv/model/multi_head_self_attention.h"
+#include "qkv/model/sinusoidal_positional_encoding.h"
+#include "qkv/model/token_embedding.h"
+#include "qkv/model/transformer_block.h"
+
+namespace qkv {
+
+// What a forward pass can hand back for inspection besides the logits.
+struct ForwardCapture {
+  bool attention = false;  // fill attention_weights
+  bool hidden = false;     // fill token_embeddings, input_embeddings and hidden_states
+  std::vector<torch::Tensor> attention_weights;  // per layer: (B, H, T, T)
+  torch::Tensor token_embeddings;                // (B, T, C): static, context-free
+  torch::Tensor input_embeddings;                // (B, T, C): tokens + positions
+  std::vector<torch::Tensor> hidden_states;      // per layer: (B, T, C) after that block
+};
+
+// A decoder-only transformer language model: embeddings, N blocks, final norm, LM head.
+class TransformerLMImpl : public torch::nn::Module {
+ public:
+  explicit TransformerLMImpl(const ModelConfig& config);
+
+  // idx: (B, T) int64 token ids -> logits (B, T, vocab). With `caches` (one per layer), idx holds
+  // only the new tokens and positions continue from the cached length.
+  torch::Tensor forward(const torch::Tensor& idx, ForwardCapture* capture = nullptr,
+                        std::vector<KVCache>* caches = nullptr);
+
+  // Mean next-token cross-entropy: logits (B, T, V), targets (B, T).
+  static torch::Tensor loss(const torch::Tensor& logits, const torch::Tensor& targets);
+
+  // The LM head's weight: the token embedding itself when weights are tied.
+  torch::Tensor lm_head_weight() const;
+
+  const ModelConfig& config() const { return config_; }
+
+  TokenEmbedding tok_emb{nullptr};
+  SinusoidalPositionalEncoding pos_enc{nullptr};  // when positional_encoding is sinusoidal
+  torch::nn::Embedding pos_emb{nullptr};          // when it is learned
+  torch::nn::Dropout drop{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  LayerNorm ln_f{nullptr};
+  torch::Tensor lm_head;  // (vocab, C); undefined when tied
+
+ private:
+  void init_weights();
+  ModelConfig config_;
+};
+TORCH_MODULE(TransformerLM);
+
+}  // namespace qkv

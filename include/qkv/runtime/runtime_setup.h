@@ -1,0 +1,24 @@
+#pragma once
+
+#include <string>
+
+namespace qkv {
+
+// What the process computes with, logged at start so a slow run can be explained.
+struct RuntimeInfo {
+  int threads = 1;       // LibTorch intra-op threads
+  int blas_threads = 0;  // OpenBLAS threads, 0 when the BLAS does not say
+  std::string blas;      // which BLAS library is loaded, e.g. "OpenBLAS 0.3.21 ... (path)"
+};
+
+// Gives `threads` cores (0 = every core) to the computation and reports what is in use: to
+// OpenBLAS when it is the BLAS (LibTorch's own pool then gets one thread, see the .cpp for the
+// measurements), else to LibTorch's intra-op pool. Call before any work.
+RuntimeInfo configure_runtime(int threads);
+
+// Resolves "auto" | "cpu" | "cuda" to a device name, or throws naming the value.
+std::string resolve_device(const std::string& requested);
+
+int hardware_cores();
+
+}  // namespace qkv

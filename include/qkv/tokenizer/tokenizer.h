@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qkv {
+
+// Ids a tokenizer reserves; -1 where it has none.
+struct SpecialIds {
+  int32_t unk = -1;
+  int32_t bos = -1;
+  int32_t eos = -1;
+  int32_t pad = -1;
+};
+
+// Text <-> token ids. Implementations are immutable once built, so one may be shared.
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  virtual std::string kind() const = 0;  // "char" or "sentencepiece"
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual SpecialIds special_ids() const = 0;
+  // The text of one token as a human reads it (attention tables, logs).
+  virtual std::string piece(int32_t id) const = 0;
+  // Bytes from which load_tokenizer() rebuilds this tokenizer; stored in checkpoints.
+  virtual std::string serialize() const = 0;
+
+  // The id generation starts from when the prompt is empty: BOS if there is one, else a newline
+  // if the vocabulary has it, else id 0.
+  int32_t start_id() const;
+};
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& kind, const std::string& bytes);
+
+// A tokenizer file: one line with the kind, then the serialized bytes.
+void save_tokenizer_file(const Tokenizer& tokenizer, const std::string& path);
+std::unique_ptr<Tokenizer> load_tokenizer_file(const std::string& path);
+
+}  // namespace qkv

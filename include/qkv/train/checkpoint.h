@@ -1,0 +1,61 @@
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/input-archive.h>
+
+#include "qkv/config/config.h"
+#include "qkv/model/transformer_lm.h"
+#include "qkv/tokenizer/tokenizer.h"
+
+namespace qkv {
+
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Everything besides weights and optimizer moments that a run needs to continue exactly.
+struct TrainingState {
+  int64_t step = 0;  // optimizer steps completed
+  double best_val_loss = INFINITY;
+  int64_t best_step = -1;
+  std::string sampler_state;
+  torch::Tensor torch_rng_state;  // CPU generator: dropout draws
+};
+
+// Writes a checkpoint atomically: serialise in memory, write a temporary file beside the target,
+// fsync, rename over the target, fsync the directory. A crash at any point leaves either the old
+// file or the new one, never a torn one.
+class CheckpointWriter {
+ public:
+  static void write(const std::string& path, TransformerLM& model,
+                    torch::optim::Optimizer* optimizer, const Config& config,
+                    const Tokenizer& tokenizer, const TrainingState& state);
+};
+
+// A checkpoint read back: enough to generate, evaluate or resume with no other file.
+struct Checkpoint {
+  std::string path;
+  Config config;
+  std::unique_ptr<Tokenizer> tokenizer;
+  TransformerLM model{nullptr};
+  TrainingState state;
+  std::string qkv_version;
+
+  // Throws CheckpointError naming the file when it is missing, truncated or not a checkpoint.
+  static Checkpoint load(const std::string& path);
+  // Restores optimizer moments saved with the model (the optimizer must have the same groups).
+  void load_optimizer(torch::optim::Optimizer& optimizer) const;
+
+  // A checkpoint file, or a run directory (then its best.pt, else last.pt).
+  static std::string resolve(const std::string& file_or_run_dir);
+
+ private:
+  std::shared_ptr<torch::serialize::InputArchive> archive_;
+};
+
+}  // namespace qkv

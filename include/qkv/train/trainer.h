@@ -1,0 +1,74 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "qkv/config/config.h"
+
+namespace qkv {
+
+// Training stopped because the loss stopped being a number; the last good checkpoint stays.
+class TrainingDiverged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct StepRecord {
+  int64_t step = 0;  // 1-based: the optimizer step just completed
+  double loss = 0, lr = 0, grad_norm = 0, ms = 0, tokens_per_s = 0;
+};
+
+struct EvalRecord {
+  int64_t step = 0;
+  double train_loss = 0, val_loss = 0;
+};
+
+struct TrainResult {
+  std::string run_dir;
+  std::string last_checkpoint;
+  int64_t final_step = 0;
+  bool interrupted = false;  // a stop was requested (SIGINT/SIGTERM); last.pt holds the state
+  double best_val_loss = 0;
+  int64_t best_step = -1;
+  double wall_seconds = 0;
+  double median_step_ms = 0;
+  std::vector<StepRecord> steps;  // the steps this call ran
+  std::vector<EvalRecord> evals;
+};
+
+struct TrainerOptions {
+  // Checked after every step; set it from a signal handler to stop cleanly.
+  const std::atomic<bool>* stop = nullptr;
+  // Data-parallel coordinates: only rank 0 writes logs and checkpoints.
+  int rank = 0;
+  int world_size = 1;
+};
+
+// Trains a TransformerLM on a prepared dataset as the config says: AdamW with decoupled weight
+// decay on matrices only, warm-up + cosine schedule, clipping, accumulation, periodic
+// evaluation, atomic checkpoints (last.pt, best.pt), logs and metrics.jsonl in the run dir.
+class Trainer {
+ public:
+  // A fresh run. The data directory must be prepared; the run directory must not hold a
+  // checkpoint already (that would be overwritten: resume instead).
+  explicit Trainer(const Config& config, TrainerOptions options = {});
+  // Continues RUN_DIR/last.pt with its stored config, `overrides` applied on top.
+  static std::unique_ptr<Trainer> resume(const std::string& run_dir,
+                                         const std::vector<std::string>& overrides,
+                                         TrainerOptions options = {});
+  ~Trainer();
+
+  TrainResult run();
+  const Config& config() const;
+
+ private:
+  struct Impl;
+  explicit Trainer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qkv

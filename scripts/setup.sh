@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs qkv's system dependencies from Debian's archive (idempotent), makes OpenBLAS the BLAS
+# that LibTorch uses, then configures and builds into build/. Run as root or with sudo.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build_dir="${QKV_BUILD_DIR:-$root/build}"
+
+packages=(
+  g++ cmake ninja-build pkg-config git ca-certificates curl
+  libtorch-dev             # LibTorch 1.13 (CPU)
+  libopenblas0-pthread     # fast BLAS; Debian's reference BLAS is ~30x slower at fp32 matmul
+  libopenblas-dev
+  libsentencepiece-dev     # tokenizer (loaded as a plugin: see src/plugin/)
+  libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev
+  python3-torch            # PyTorch 1.13, the independent reference for numerics checks
+)
+
+if ! command -v apt-get > /dev/null; then
+  echo "setup: apt-get not found. qkv's setup targets Debian 12; elsewhere install LibTorch," \
+       "SentencePiece, spdlog, yaml-cpp, CLI11, nlohmann-json, GoogleTest, OpenBLAS and CMake" \
+       "yourself, then: cmake -S . -B build -G Ninja && cmake --build build" >&2
+  exit 1
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo > /dev/null; then
+  sudo=(sudo)
+else
+  echo "setup: installing packages needs root; run as root or install sudo" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi
+
+# LibTorch links libblas.so.3; point that at OpenBLAS (it usually wins the alternatives vote
+# already, this makes it certain).
+arch="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2> /dev/null || echo x86_64-linux-gnu)"
+openblas="/usr/lib/$arch/openblas-pthread/libblas.so.3"
+if [ -e "$openblas" ]; then
+  "${sudo[@]}" update-alternatives --quiet --set "libblas.so.3-$arch" "$openblas"
+fi
+
+cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build "$build_dir"
+echo "setup: built $build_dir/qkv"

@@ -1,0 +1,62 @@
+// The qkv command line: argument parsing and error reporting over the qkv library.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+
+namespace {
+
+// LibTorch errors carry a C++ backtrace; users get its first line only.
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Logs go to stderr so that stdout carries only a command's output (generated text, JSON).
+  auto logger = spdlog::stderr_color_mt("qkv");
+  logger->set_pattern("[%H:%M:%S] %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+
+  CLI::App app{"qkv: a trainable mini-transformer on LibTorch"};
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Debug logging");
+
+  qkv::cli::PrepareArgs prepare;
+  auto* prepare_cmd = app.add_subcommand("prepare", "Tokenize a corpus into train/val token files");
+  prepare_cmd->add_option("config", prepare.config, "YAML config file")->required();
+  prepare_cmd->add_option("--set", prepare.overrides, "Override a key: section.key=value");
+
+  qkv::cli::TrainArgs train;
+  auto* train_cmd = app.add_subcommand("train", "Train a model from a YAML config");
+  train_cmd->add_option("config", train.config, "YAML config file");
+  train_cmd->add_option("--set", train.overrides, "Override a key: section.key=value");
+  train_cmd->add_option("--resume", train.resume, "Continue the run in this directory");
+  train_cmd->add_flag("--no-prepare", train.skip_prepare, "Do not (re)prepare the data first");
+
+  CLI11_PARSE(app, argc, argv);
+  if (verbose) spdlog::set_level(spdlog::level::debug);
+
+  try {
+    if (*prepare_cmd) return qkv::cli::run_prepare(prepare);
+    if (*train_cmd) {
+      if (train.config.empty() && train.resume.empty()) {
+        spdlog::error("train: give a config file, or --resume RUN_DIR");
+        return 2;
+      }
+      if (!train.config.empty() && !train.resume.empty())
+        spdlog::warn("--resume uses the config stored in {}; {} is ignored (use --set to change "
+                     "keys)", train.resume, train.config);
+      return qkv::cli::run_train(train);
+    }
+  } catch (const c10::Error& e) {
+    spdlog::error(first_line(e.what_without_backtrace()));
+    return 1;
+  } catch (const std::exception& e) {
+    spdlog::error(first_line(e.what()));
+    return 1;
+  }
+  return 0;
+}

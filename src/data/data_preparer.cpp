@@ -1,0 +1,235 @@
+#include "qkv/data/data_preparer.h"
+
+#include <glob.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "qkv/data/sha256.h"
+#include "qkv/tokenizer/char_tokenizer.h"
+#include "qkv/tokenizer/sentencepiece_tokenizer.h"
+
+namespace qkv {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kFormatVersion = 1;
+constexpr size_t kChunkBytes = 1 << 20;
+
+// Reads [begin, end) of a file in chunks of about kChunkBytes that end just after a newline
+// (or at `end`), so no chunk splits a line or a UTF-8 sequence.
+class ChunkReader {
+ public:
+  ChunkReader(const std::string& path, int64_t begin, int64_t end)
+      : in_(path, std::ios::binary), pos_(begin), end_(end) {
+    if (!in_) throw std::runtime_error("cannot read " + path);
+    in_.seekg(begin);
+  }
+  bool next(std::string* chunk) {
+    if (pos_ >= end_) return false;
+    chunk->resize(static_cast<size_t>(std::min<int64_t>(kChunkBytes, end_ - pos_)));
+    in_.read(chunk->data(), chunk->size());
+    pos_ += chunk->size();
+    char c = chunk->empty() ? '\n' : chunk->back();
+    while (c != '\n' && pos_ < end_ && in_.get(c)) {
+      chunk->push_back(c);
+      ++pos_;
+    }
+    return true;
+  }
+
+ private:
+  std::ifstream in_;
+  int64_t pos_, end_;
+};
+
+// Where a file's validation part starts: the last val_fraction of its bytes, moved forward to
+// the start of a UTF-8 character. For ASCII this is nanoGPT's int(n * 0.9) split exactly.
+int64_t split_point(const std::string& path, int64_t size, double val_fraction) {
+  auto split = static_cast<int64_t>(static_cast<double>(size) * (1.0 - val_fraction));
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(split);
+  char c;
+  while (split < size && in.get(c) && (static_cast<unsigned char>(c) & 0xC0) == 0x80) ++split;
+  return split;
+}
+
+json fingerprint(const Config& config, const std::vector<std::string>& files) {
+  json sources = json::array();
+  for (const auto& f : files)
+    sources.push_back(
+        {{"path", f}, {"size", static_cast<int64_t>(fs::file_size(f))}, {"sha256", Sha256::of_file(f)}});
+  const auto& t = config.tokenizer;
+  json tok = {{"kind", t.kind}};
+  if (t.kind == "sentencepiece") {
+    if (!t.model_file.empty()) {
+      tok["model_file"] = t.model_file;
+      tok["model_sha256"] = Sha256::of_file(t.model_file);
+    } else {
+      tok.update({{"vocab_size", t.vocab_size},
+                  {"model_type", t.model_type},
+                  {"character_coverage", t.character_coverage},
+                  {"byte_fallback", t.byte_fallback},
+                  {"input_sentence_size", t.input_sentence_size}});
+    }
+  }
+  return {{"format", kFormatVersion},
+          {"sources", sources},
+          {"tokenizer", tok},
+          {"val_fraction", config.data.val_fraction}};
+}
+
+std::unique_ptr<Tokenizer> build_tokenizer(const Config& config,
+                                           const std::vector<std::string>& files,
+                                           const std::string& dir) {
+  const auto& t = config.tokenizer;
+  if (t.kind == "char") {
+    CharTokenizer::VocabularyBuilder builder;
+    for (const auto& f : files) {
+      ChunkReader reader(f, 0, static_cast<int64_t>(fs::file_size(f)));
+      std::string chunk;
+      while (reader.next(&chunk)) builder.add(chunk);
+    }
+    return std::make_unique<CharTokenizer>(builder.build());
+  }
+  if (!t.model_file.empty())
+    return std::make_unique<SentencePieceTokenizer>(
+        SentencePieceTokenizer::load_model_file(t.model_file));
+  SentencePieceTrainOptions o;
+  o.input_files = files;
+  o.vocab_size = static_cast<int>(t.vocab_size);
+  o.model_type = t.model_type;
+  o.character_coverage = t.character_coverage;
+  o.byte_fallback = t.byte_fallback;
+  o.input_sentence_size = t.input_sentence_size;
+  o.num_threads = static_cast<int>(config.runtime.threads);
+  return std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::train(o, dir));
+}
+
+}  // namespace
+
+std::vector<std::string> resolve_data_files(const std::vector<std::string>& patterns) {
+  std::vector<std::string> files;
+  for (const auto& pattern : patterns) {
+    glob_t g{};
+    int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
+    size_t found = 0;
+    if (rc == 0)
+      for (size_t i = 0; i < g.gl_pathc; ++i)
+        if (fs::is_regular_file(g.gl_pathv[i])) files.push_back(g.gl_pathv[i]), ++found;
+    globfree(&g);
+    if (found == 0)
+      throw std::invalid_argument("data.files: no file matches '" + pattern +
+                                  "' (run scripts/get_data.sh for the default corpus)");
+  }
+  return files;
+}
+
+DatasetMeta DatasetMeta::load(const std::string& dir) {
+  const std::string path = dir + "/meta.json";
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument(path + " not found: run `qkv prepare CONFIG` first");
+  json j;
+  try {
+    j = json::parse(in);
+    DatasetMeta m;
+    m.dir = dir;
+    m.tokenizer_kind = j.at("tokenizer").at("kind").get<std::string>();
+    m.vocab_size = j.at("tokenizer").at("vocab_size").get<int64_t>();
+    m.dtype = token_dtype_from_string(j.at("dtype").get<std::string>());
+    m.train_tokens = j.at("train_tokens").get<int64_t>();
+    m.val_tokens = j.at("val_tokens").get<int64_t>();
+    m.train_bytes = j.at("train_bytes").get<int64_t>();
+    m.val_bytes = j.at("val_bytes").get<int64_t>();
+    return m;
+  } catch (const json::exception& e) {
+    throw std::invalid_argument(path + " is not valid dataset metadata: " + e.what());
+  }
+}
+
+std::unique_ptr<Tokenizer> DatasetMeta::load_tokenizer() const {
+  return load_tokenizer_file(tokenizer_path());
+}
+
+PrepareResult prepare_data(const Config& config, const ProgressCallback& progress) {
+  const std::string dir = config.data.dir;
+  const auto files = resolve_data_files(config.data.files);
+  const json print = fingerprint(config, files);
+
+  PrepareResult result;
+  const std::string meta_path = dir + "/meta.json";
+  if (fs::exists(meta_path) && fs::exists(dir + "/train.bin") && fs::exists(dir + "/val.bin")) {
+    try {
+      std::ifstream in(meta_path);
+      if (json::parse(in).at("fingerprint") == print) {
+        result.up_to_date = true;
+        result.meta = DatasetMeta::load(dir);
+        return result;
+      }
+    } catch (const std::exception&) {
+      // unreadable metadata: prepare again
+    }
+  }
+  fs::create_directories(dir);
+  fs::remove(meta_path);  // a run cut short must not look up to date
+
+  auto tokenizer = build_tokenizer(config, files, dir);
+  const TokenDtype dtype = dtype_for_vocab(tokenizer->vocab_size());
+
+  int64_t total = 0;
+  for (const auto& f : files) total += static_cast<int64_t>(fs::file_size(f));
+  TokenFileWriter train(dir + "/train.bin", dtype), val(dir + "/val.bin", dtype);
+  int64_t done = 0, train_bytes = 0, val_bytes = 0;
+  const auto start = std::chrono::steady_clock::now();
+  std::string chunk;
+  for (const auto& f : files) {
+    const auto size = static_cast<int64_t>(fs::file_size(f));
+    const int64_t split = split_point(f, size, config.data.val_fraction);
+    for (auto [begin, end, writer] : {std::tuple{int64_t{0}, split, &train}, std::tuple{split, size, &val}}) {
+      ChunkReader reader(f, begin, end);
+      while (reader.next(&chunk)) {
+        try {
+          writer->append(tokenizer->encode(chunk));
+        } catch (const std::invalid_argument& e) {
+          throw std::invalid_argument(f + ": " + e.what());
+        }
+        done += static_cast<int64_t>(chunk.size());
+        if (progress) progress(done, total);
+      }
+    }
+    train_bytes += split;
+    val_bytes += size - split;
+  }
+  result.encode_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.bytes_encoded = done;
+  const int64_t train_tokens = train.finish(), val_tokens = val.finish();
+  save_tokenizer_file(*tokenizer, dir + "/tokenizer.qkv");
+
+  json meta = {{"qkv_version", QKV_VERSION},
+               {"tokenizer", {{"kind", tokenizer->kind()}, {"vocab_size", tokenizer->vocab_size()},
+                              {"file", "tokenizer.qkv"}}},
+               {"dtype", to_string(dtype)},
+               {"train_tokens", train_tokens},
+               {"val_tokens", val_tokens},
+               {"train_bytes", train_bytes},
+               {"val_bytes", val_bytes},
+               {"val_fraction", config.data.val_fraction},
+               {"sources", print["sources"]},
+               {"fingerprint", print}};
+  // meta.json goes last, through a rename: its presence means the directory is complete.
+  {
+    std::ofstream out(meta_path + ".tmp");
+    out << meta.dump(2) << "\n";
+  }
+  fs::rename(meta_path + ".tmp", meta_path);
+  result.meta = DatasetMeta::load(dir);
+  return result;
+}
+
+}  // namespace qkv

@@ -1,0 +1,17 @@
+#include "qkv/model/feed_forward.h"
+
+namespace qkv {
+
+FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t d_ff, bool bias, double p) {
+  fc_in = register_module("fc_in",
+                          torch::nn::Linear(torch::nn::LinearOptions(d_model, d_ff).bias(bias)));
+  fc_out = register_module("fc_out",
+                           torch::nn::Linear(torch::nn::LinearOptions(d_ff, d_model).bias(bias)));
+  dropout = register_module("dropout", torch::nn::Dropout(p));
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  return dropout(fc_out(torch::gelu(fc_in(x))));  // (B, T, d_ff) in the middle
+}
+
+}  // namespace qkv

@@ -1,0 +1,49 @@
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "qkv/tokenizer/char_tokenizer.h"
+#include "qkv/tokenizer/sentencepiece_tokenizer.h"
+
+namespace qkv {
+
+int32_t Tokenizer::start_id() const {
+  if (special_ids().bos >= 0) return special_ids().bos;
+  try {
+    auto ids = encode("\n");
+    if (ids.size() == 1) return ids[0];
+  } catch (const std::exception&) {
+    // no newline in the vocabulary: fall through to id 0
+  }
+  return 0;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& kind, const std::string& bytes) {
+  if (kind == "char") return std::make_unique<CharTokenizer>(bytes);
+  if (kind == "sentencepiece") return std::make_unique<SentencePieceTokenizer>(bytes);
+  throw std::invalid_argument("unknown tokenizer kind '" + kind +
+                              "' (expected 'char' or 'sentencepiece')");
+}
+
+void save_tokenizer_file(const Tokenizer& tokenizer, const std::string& path) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << tokenizer.kind() << '\n' << tokenizer.serialize();
+  if (!out) throw std::runtime_error("cannot write tokenizer file " + path);
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::invalid_argument("cannot read tokenizer file " + path);
+  std::string kind;
+  std::getline(in, kind);
+  std::ostringstream rest;
+  rest << in.rdbuf();
+  try {
+    return load_tokenizer(kind, rest.str());
+  } catch (const std::exception& e) {
+    throw std::invalid_argument("tokenizer file " + path + ": " + e.what());
+  }
+}
+
+}  // namespace qkv

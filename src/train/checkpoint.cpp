@@ -1,0 +1,166 @@
+#include "qkv/train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include <torch/serialize/output-archive.h>
+
+namespace qkv {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Text and binary blobs travel as uint8 tensors: the one archive type both LibTorch 1.13 and
+// 2.x read and write the same way.
+torch::Tensor bytes_tensor(const std::string& s) {
+  auto t = torch::empty({static_cast<int64_t>(s.size())}, torch::kUInt8);
+  if (!s.empty()) std::memcpy(t.data_ptr<uint8_t>(), s.data(), s.size());
+  return t;
+}
+
+std::string tensor_bytes(const torch::Tensor& t) {
+  auto c = t.contiguous();
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), c.numel());
+}
+
+void write_all(int fd, const std::string& data, const std::string& path) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw CheckpointError("cannot write " + path + ": " + std::strerror(errno));
+    }
+    off += static_cast<size_t>(n);
+  }
+}
+
+void write_atomically(const std::string& path, const std::string& data) {
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  fs::create_directories(dir);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw CheckpointError("cannot create " + tmp + ": " + std::strerror(errno));
+  try {
+    write_all(fd, data, tmp);
+    if (::fsync(fd) != 0) throw CheckpointError("cannot fsync " + tmp + ": " + std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    throw CheckpointError("cannot rename " + tmp + " to " + path + ": " + std::strerror(errno));
+  }
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);  // makes the rename itself durable
+    ::close(dfd);
+  }
+}
+
+}  // namespace
+
+void CheckpointWriter::write(const std::string& path, TransformerLM& model,
+                             torch::optim::Optimizer* optimizer, const Config& config,
+                             const Tokenizer& tokenizer, const TrainingState& state) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive;
+  model->save(model_archive);
+  archive.write("model", model_archive);
+  if (optimizer) {
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+  json meta = {{"format", "qkv-checkpoint"},
+               {"qkv_version", QKV_VERSION},
+               {"step", state.step},
+               {"best_val_loss", std::isfinite(state.best_val_loss) ? json(state.best_val_loss) : json()},
+               {"best_step", state.best_step},
+               {"sampler_state", state.sampler_state},
+               {"tokenizer_kind", tokenizer.kind()}};
+  archive.write("meta", bytes_tensor(meta.dump()));
+  archive.write("config", bytes_tensor(config.to_yaml()));
+  archive.write("tokenizer", bytes_tensor(tokenizer.serialize()));
+  if (state.torch_rng_state.defined()) archive.write("torch_rng", state.torch_rng_state);
+  std::ostringstream buffer;
+  archive.save_to(buffer);
+  write_atomically(path, buffer.str());
+}
+
+std::string Checkpoint::resolve(const std::string& p) {
+  if (fs::is_directory(p)) {
+    for (const char* name : {"best.pt", "last.pt"})
+      if (fs::is_regular_file(fs::path(p) / name)) return (fs::path(p) / name).string();
+    throw CheckpointError(p + ": run directory has no best.pt or last.pt");
+  }
+  if (!fs::is_regular_file(p)) throw CheckpointError(p + ": checkpoint not found");
+  return p;
+}
+
+Checkpoint Checkpoint::load(const std::string& file_or_dir) {
+  Checkpoint c;
+  c.path = resolve(file_or_dir);
+  std::string bytes;
+  {
+    std::ifstream in(c.path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    bytes = ss.str();
+  }
+  c.archive_ = std::make_shared<torch::serialize::InputArchive>();
+  json meta;
+  try {
+    c.archive_->load_from(bytes.data(), bytes.size());
+    torch::Tensor t;
+    c.archive_->read("meta", t);
+    meta = json::parse(tensor_bytes(t));
+    if (meta.value("format", "") != "qkv-checkpoint") throw std::runtime_error("not a qkv checkpoint");
+    c.archive_->read("config", t);
+    c.config = Config::parse(tensor_bytes(t), c.path + " (stored config)");
+    c.archive_->read("tokenizer", t);
+    c.tokenizer = load_tokenizer(meta.at("tokenizer_kind").get<std::string>(), tensor_bytes(t));
+    c.model = TransformerLM(c.config.model);
+    torch::serialize::InputArchive model_archive;
+    c.archive_->read("model", model_archive);
+    c.model->load(model_archive);
+    c.archive_->try_read("torch_rng", c.state.torch_rng_state);
+  } catch (const c10::Error& e) {
+    throw CheckpointError(c.path + ": not a readable checkpoint (truncated or corrupt?): " +
+                          e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw CheckpointError(c.path + ": not a readable checkpoint (truncated or corrupt?): " +
+                          e.what());
+  }
+  c.state.step = meta.value("step", int64_t{0});
+  c.state.best_val_loss = meta["best_val_loss"].is_number() ? meta["best_val_loss"].get<double>() : INFINITY;
+  c.state.best_step = meta.value("best_step", int64_t{-1});
+  c.state.sampler_state = meta.value("sampler_state", "");
+  c.qkv_version = meta.value("qkv_version", "");
+  return c;
+}
+
+void Checkpoint::load_optimizer(torch::optim::Optimizer& optimizer) const {
+  try {
+    torch::serialize::InputArchive optimizer_archive;
+    archive_->read("optimizer", optimizer_archive);
+    optimizer.load(optimizer_archive);
+  } catch (const c10::Error& e) {
+    throw CheckpointError(path + ": no usable optimizer state: " + e.what_without_backtrace());
+  }
+}
+
+}  // namespace qkv

@@ -1,0 +1,133 @@
+// Data preparation: token files, splits, dtypes, up-to-date detection; batches.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "qkv/data/batch_sampler.h"
+#include "qkv/data/data_preparer.h"
+#include "qkv/data/sha256.h"
+#include "qkv/tokenizer/char_tokenizer.h"
+#include "test_support.h"
+
+namespace {
+
+using qkv::testing::TempDir;
+
+std::vector<int32_t> read_all(const std::string& path, qkv::TokenDtype dtype) {
+  qkv::TokenFile f(path, dtype);
+  std::vector<int32_t> out(f.size());
+  for (int64_t i = 0; i < f.size(); ++i) out[i] = static_cast<int32_t>(f.at(i));
+  return out;
+}
+
+TEST(Prepare, CharCorpusSplitsRoundTripsAndIsUpToDateTheSecondTime) {
+  TempDir dir("prepare_char");
+  const std::string corpus = qkv::testing::sample_corpus(300);
+  qkv::testing::write_file(dir / "corpus.txt", corpus);
+  auto config = qkv::testing::tiny_config(dir);
+
+  auto first = qkv::prepare_data(config);
+  EXPECT_FALSE(first.up_to_date);
+  const auto& meta = first.meta;
+  EXPECT_EQ(meta.dtype, qkv::TokenDtype::kUInt16);
+  // Split: the last 20% of the bytes (ASCII here, so of the characters), as nanoGPT cuts it.
+  const auto split = static_cast<size_t>(corpus.size() * 0.8);
+  EXPECT_EQ(meta.train_tokens, static_cast<int64_t>(split));
+  EXPECT_EQ(meta.val_tokens, static_cast<int64_t>(corpus.size() - split));
+  auto tok = meta.load_tokenizer();
+  EXPECT_EQ(tok->decode(read_all(meta.train_path(), meta.dtype)), corpus.substr(0, split));
+  EXPECT_EQ(tok->decode(read_all(meta.val_path(), meta.dtype)), corpus.substr(split));
+
+  std::ifstream in(meta.dir + "/meta.json");
+  auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["sources"][0]["sha256"], qkv::Sha256::of_file(dir / "corpus.txt"));
+  EXPECT_EQ(j["sources"][0]["size"], static_cast<int64_t>(corpus.size()));
+  EXPECT_EQ(j["dtype"], "uint16");
+
+  EXPECT_TRUE(qkv::prepare_data(config).up_to_date);
+  // A changed source is noticed by content, even at the same size.
+  std::string changed = corpus;
+  changed[10] = changed[10] == 'x' ? 'y' : 'x';
+  qkv::testing::write_file(dir / "corpus.txt", changed);
+  EXPECT_FALSE(qkv::prepare_data(config).up_to_date);
+  // So is a changed tokenizer setting.
+  auto other = qkv::testing::tiny_config(dir, {"data.val_fraction=0.3"});
+  EXPECT_FALSE(qkv::prepare_data(other).up_to_date);
+}
+
+TEST(Prepare, LargeVocabularyUsesUint32) {
+  EXPECT_EQ(qkv::dtype_for_vocab(65536), qkv::TokenDtype::kUInt16);
+  EXPECT_EQ(qkv::dtype_for_vocab(65537), qkv::TokenDtype::kUInt32);
+  TempDir dir("prepare_u32");
+  // 70,000 distinct code points (CJK and beyond) make a char vocabulary too big for uint16.
+  std::string corpus;
+  for (uint32_t cp = 0x4E00; cp < 0x4E00 + 70000; ++cp) {
+    if (cp >= 0xD800 && cp < 0xE000) continue;  // surrogates are not characters
+    corpus += qkv::encode_utf8(cp);
+    if (cp % 64 == 0) corpus += '\n';
+  }
+  qkv::testing::write_file(dir / "corpus.txt", corpus);
+  auto result = qkv::prepare_data(qkv::testing::tiny_config(dir));
+  EXPECT_GT(result.meta.vocab_size, 65536);
+  EXPECT_EQ(result.meta.dtype, qkv::TokenDtype::kUInt32);
+  auto tok = result.meta.load_tokenizer();
+  auto text = tok->decode(read_all(result.meta.train_path(), result.meta.dtype)) +
+              tok->decode(read_all(result.meta.val_path(), result.meta.dtype));
+  EXPECT_EQ(text, corpus);
+}
+
+TEST(Prepare, SentencePieceCorpusRoundTrips) {
+  TempDir dir("prepare_spm");
+  const std::string corpus = qkv::testing::sample_corpus(400);
+  qkv::testing::write_file(dir / "corpus.txt", corpus);
+  auto config = qkv::testing::tiny_config(
+      dir, {"tokenizer.kind=sentencepiece", "tokenizer.vocab_size=100", "tokenizer.byte_fallback=false"});
+  auto result = qkv::prepare_data(config);
+  EXPECT_EQ(result.meta.tokenizer_kind, "sentencepiece");
+  EXPECT_EQ(result.meta.vocab_size, 100);
+  auto tok = result.meta.load_tokenizer();
+  auto text = tok->decode(read_all(result.meta.train_path(), result.meta.dtype)) +
+              tok->decode(read_all(result.meta.val_path(), result.meta.dtype));
+  EXPECT_EQ(text, corpus);
+  EXPECT_LT(result.meta.train_tokens + result.meta.val_tokens, static_cast<int64_t>(corpus.size()) / 2);
+  EXPECT_TRUE(qkv::prepare_data(config).up_to_date);
+}
+
+TEST(Prepare, MissingCorpusIsNamed) {
+  TempDir dir("prepare_missing");
+  auto config = qkv::testing::tiny_config(dir);
+  try {
+    qkv::prepare_data(config);
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("no file matches '" + (dir / "corpus.txt") + "'"),
+              std::string::npos);
+  }
+}
+
+TEST(BatchSampler, WindowsAreShiftedPairsAndDeterministicFromSeedAndState) {
+  TempDir dir("sampler");
+  std::vector<int32_t> ids(1000);
+  for (int i = 0; i < 1000; ++i) ids[i] = i % 500;
+  {
+    qkv::TokenFileWriter w(dir / "t.bin", qkv::TokenDtype::kUInt16);
+    w.append(ids);
+    w.finish();
+  }
+  auto file = std::make_shared<qkv::TokenFile>(dir / "t.bin", qkv::TokenDtype::kUInt16);
+  qkv::BatchSampler a(file, 4, 8, 123), b(file, 4, 8, 123), other_rank(file, 4, 8, 123, 1, 2);
+  auto x = a.next();
+  ASSERT_EQ(x.x.sizes(), torch::IntArrayRef({4, 8}));
+  EXPECT_TRUE(torch::equal(x.x.slice(1, 1), x.y.slice(1, 0, 7)));  // targets = inputs shifted
+  EXPECT_TRUE(torch::equal(((x.x + 1) % 500), x.y));              // and they are the next tokens
+  EXPECT_TRUE(torch::equal(x.x, b.next().x));
+  EXPECT_FALSE(torch::equal(x.x, other_rank.next().x));
+  const auto state = a.state();
+  auto next1 = a.next();
+  b.next();
+  b.set_state(state);
+  EXPECT_TRUE(torch::equal(next1.x, b.next().x));
+  EXPECT_THROW(qkv::BatchSampler(file, 1, 1000, 0), std::invalid_argument);  // file too short
+}
+
+}  // namespace

@@ -1,0 +1,60 @@
+#pragma once
+
+// Shared by the tests that need a corpus on disk and the tiny config pointed at it.
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "qkv/config/config.h"
+
+namespace qkv::testing {
+
+// A fresh directory under the system temp dir, removed when the object goes away.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& name) {
+    path_ = std::filesystem::temp_directory_path() /
+            ("qkv_test_" + name + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string str() const { return path_.string(); }
+  std::string operator/(const std::string& leaf) const { return (path_ / leaf).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Varied, line-structured English: enough for a tokenizer to learn pieces and a model to learn
+// something, small enough to prepare in milliseconds.
+inline std::string sample_corpus(int lines = 600) {
+  const char* subjects[] = {"The king", "A fool", "My lord", "The queen", "Her brother", "Romeo"};
+  const char* verbs[] = {"speaks of", "weeps for", "remembers", "dreams of", "forgets", "loves"};
+  const char* objects[] = {"the river bank.", "the money bank.", "an apple and orange.",
+                           "the phone.", "sweet sorrow.", "the crown of England."};
+  std::string text;
+  for (int i = 0; i < lines; ++i) {
+    text += subjects[(i * 7) % 6];
+    text += ' ';
+    text += verbs[(i * 5 + i / 6) % 6];
+    text += ' ';
+    text += objects[(i * 11 + i / 36) % 6];
+    text += '\n';
+  }
+  return text;
+}
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+// configs/tiny.yaml with its data and run directories moved under `dir`.
+inline Config tiny_config(const TempDir& dir, std::vector<std::string> overrides = {}) {
+  overrides.insert(overrides.begin(), {"data.files=" + (dir / "corpus.txt"),
+                                       "data.dir=" + (dir / "data"),
+                                       "train.out_dir=" + (dir / "run")});
+  return Config::load(std::string(QKV_SOURCE_DIR) + "/configs/tiny.yaml", overrides);
+}
+
+}  // namespace qkv::testing
