@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the default config: get the corpus, prepare it, train, and say where the
-# checkpoint is. Assumes scripts/setup.sh has built build/qkv.
+# The main job on the default config: get the corpus, prepare it, train, sample from the best
+# checkpoint and evaluate its perplexity on the validation split. Assumes scripts/setup.sh has
+# built build/qkv.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,4 +17,9 @@ if [ -f "$run_dir/last.pt" ]; then
 else
   "$qkv" train "$config" --no-prepare
 fi
+data_dir="$(grep -E '^\s*dir:' "$config" | head -1 | awk '{print $2}')"
 echo "main: checkpoint: $run_dir/best.pt"
+echo "main: a sample from it:"
+"$qkv" generate "$run_dir" --prompt "ROMEO:" --max-new-tokens 300 --temperature 0.8 --top-k 40 --seed 1
+echo "main: its perplexity on the validation split:"
+"$qkv" eval "$run_dir" --data "$data_dir/val.bin"

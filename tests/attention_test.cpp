@@ -15,9 +15,11 @@ using qkv::MultiHeadSelfAttentionOptions;
 
 // The lecture's 3-feature embeddings (tech, fruitness, other), normalised to unit length.
 torch::Tensor lecture_embeddings(const std::vector<std::string>& words) {
-  static const std::map<std::string, std::vector<float>> table = {
-      {"orange", {0, 3, 0}}, {"apple", {2, 2, 0}}, {"and", {0, 0, 2}},
-      {"an", {0, 0, 3}},     {"phone", {4, 0, 0}}};
+  static const std::map<std::string, std::vector<float>> table = {{"orange", {0, 3, 0}},
+                                                                  {"apple", {2, 2, 0}},
+                                                                  {"and", {0, 0, 2}},
+                                                                  {"an", {0, 0, 3}},
+                                                                  {"phone", {4, 0, 0}}};
   std::vector<torch::Tensor> rows;
   for (const auto& w : words) {
     auto v = torch::tensor(table.at(w));
@@ -32,7 +34,8 @@ MultiHeadSelfAttention lecture_attention(bool causal) {
   MultiHeadSelfAttention attn(
       MultiHeadSelfAttentionOptions(3, 1).bias(false).causal(causal).scale_scores(false));
   torch::NoGradGuard no_grad;
-  for (auto* w : {&attn->w_q, &attn->w_k, &attn->w_v, &attn->w_o}) (*w)->weight.copy_(torch::eye(3));
+  for (auto* w : {&attn->w_q, &attn->w_k, &attn->w_v, &attn->w_o})
+    (*w)->weight.copy_(torch::eye(3));
   return attn;
 }
 
@@ -43,7 +46,9 @@ torch::Tensor attention_row(bool causal, const std::vector<std::string>& words, 
   return weights[0][0][query];  // (T)
 }
 
-double round2(const torch::Tensor& t) { return std::round(t.item<double>() * 100) / 100; }
+double round2(const torch::Tensor& t) {
+  return std::round(t.item<double>() * 100) / 100;
+}
 
 TEST(LectureExample, OrangeInAnAppleAndOrange) {
   auto row = attention_row(true, {"an", "apple", "and", "orange"}, 3);

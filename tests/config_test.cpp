@@ -50,12 +50,15 @@ TEST(Config, ShippedConfigsLoadWithTheIssueValues) {
 
 TEST(Config, UnknownKeySuggestsTheClosest) {
   TempDir dir("config_unknown");
-  qkv::testing::write_file(dir / "c.yaml", "data:\n  files: [x]\n  dir: d\ntrain:\n  batchsize: 3\n");
-  EXPECT_EQ(load_error(dir / "c.yaml"),
-            dir / "c.yaml" + ":5: unknown key 'train.batchsize' (did you mean 'train.batch_size'?)");
+  qkv::testing::write_file(dir / "c.yaml",
+                           "data:\n  files: [x]\n  dir: d\ntrain:\n  batchsize: 3\n");
+  EXPECT_EQ(
+      load_error(dir / "c.yaml"),
+      dir / "c.yaml" + ":5: unknown key 'train.batchsize' (did you mean 'train.batch_size'?)");
   qkv::testing::write_file(dir / "s.yaml", "trian:\n  batch_size: 3\n");
-  EXPECT_EQ(load_error(dir / "s.yaml"),
-            dir / "s.yaml" + ":2: unknown key 'trian.batch_size' (did you mean 'train.batch_size'?)");
+  EXPECT_EQ(
+      load_error(dir / "s.yaml"),
+      dir / "s.yaml" + ":2: unknown key 'trian.batch_size' (did you mean 'train.batch_size'?)");
 }
 
 TEST(Config, WrongTypeAndOutOfRangeNameKeyAndExpectation) {
@@ -67,9 +70,9 @@ TEST(Config, WrongTypeAndOutOfRangeNameKeyAndExpectation) {
   EXPECT_EQ(load_error(dir / "d.yaml"),
             dir / "d.yaml" + ":2: model.dropout: expected a number in [0, 1), got 1.5");
   qkv::testing::write_file(dir / "e.yaml", "runtime:\n  device: gpu\n");
-  EXPECT_EQ(load_error(dir / "e.yaml"),
-            dir / "e.yaml" +
-                ":2: runtime.device: expected one of 'auto', 'cpu', 'cuda', got 'gpu'");
+  EXPECT_EQ(
+      load_error(dir / "e.yaml"),
+      dir / "e.yaml" + ":2: runtime.device: expected one of 'auto', 'cpu', 'cuda', got 'gpu'");
   qkv::testing::write_file(dir / "f.yaml",
                            "data:\n  files: [x]\n  dir: d\nmodel:\n  d_model: 100\n  n_head: 3\n");
   EXPECT_EQ(load_error(dir / "f.yaml"),

@@ -139,7 +139,8 @@ TEST(TransformerLM, ParameterCountMatchesClosedForm) {
     EXPECT_EQ(counted, cfg.parameter_count());
   }
   // 4 layers * (2 norms 2*128 + attention 4*(128*128+128) + ffn 2*128*512+512+128) + emb + ln_f
-  EXPECT_EQ(d.parameter_count(), 4 * (2 * 256 + 4 * (16384 + 128) + 2 * 65536 + 640) + 65 * 128 + 256);
+  EXPECT_EQ(d.parameter_count(),
+            4 * (2 * 256 + 4 * (16384 + 128) + 2 * 65536 + 640) + 65 * 128 + 256);
 }
 
 TEST(TransformerLM, TiedHeadSharesStorageWithTheEmbedding) {

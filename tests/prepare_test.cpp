@@ -80,8 +80,9 @@ TEST(Prepare, SentencePieceCorpusRoundTrips) {
   TempDir dir("prepare_spm");
   const std::string corpus = qkv::testing::sample_corpus(400);
   qkv::testing::write_file(dir / "corpus.txt", corpus);
-  auto config = qkv::testing::tiny_config(
-      dir, {"tokenizer.kind=sentencepiece", "tokenizer.vocab_size=100", "tokenizer.byte_fallback=false"});
+  auto config =
+      qkv::testing::tiny_config(dir, {"tokenizer.kind=sentencepiece", "tokenizer.vocab_size=100",
+                                      "tokenizer.byte_fallback=false"});
   auto result = qkv::prepare_data(config);
   EXPECT_EQ(result.meta.tokenizer_kind, "sentencepiece");
   EXPECT_EQ(result.meta.vocab_size, 100);
@@ -89,7 +90,8 @@ TEST(Prepare, SentencePieceCorpusRoundTrips) {
   auto text = tok->decode(read_all(result.meta.train_path(), result.meta.dtype)) +
               tok->decode(read_all(result.meta.val_path(), result.meta.dtype));
   EXPECT_EQ(text, corpus);
-  EXPECT_LT(result.meta.train_tokens + result.meta.val_tokens, static_cast<int64_t>(corpus.size()) / 2);
+  EXPECT_LT(result.meta.train_tokens + result.meta.val_tokens,
+            static_cast<int64_t>(corpus.size()) / 2);
   EXPECT_TRUE(qkv::prepare_data(config).up_to_date);
 }
 
@@ -119,7 +121,7 @@ TEST(BatchSampler, WindowsAreShiftedPairsAndDeterministicFromSeedAndState) {
   auto x = a.next();
   ASSERT_EQ(x.x.sizes(), torch::IntArrayRef({4, 8}));
   EXPECT_TRUE(torch::equal(x.x.slice(1, 1), x.y.slice(1, 0, 7)));  // targets = inputs shifted
-  EXPECT_TRUE(torch::equal(((x.x + 1) % 500), x.y));              // and they are the next tokens
+  EXPECT_TRUE(torch::equal(((x.x + 1) % 500), x.y));               // and they are the next tokens
   EXPECT_TRUE(torch::equal(x.x, b.next().x));
   EXPECT_FALSE(torch::equal(x.x, other_rank.next().x));
   const auto state = a.state();

@@ -32,7 +32,7 @@ inline std::string sample_corpus(int lines = 600) {
   const char* subjects[] = {"The king", "A fool", "My lord", "The queen", "Her brother", "Romeo"};
   const char* verbs[] = {"speaks of", "weeps for", "remembers", "dreams of", "forgets", "loves"};
   const char* objects[] = {"the river bank.", "the money bank.", "an apple and orange.",
-                           "the phone.", "sweet sorrow.", "the crown of England."};
+                           "the phone.",      "sweet sorrow.",   "the crown of England."};
   std::string text;
   for (int i = 0; i < lines; ++i) {
     text += subjects[(i * 7) % 6];
@@ -51,9 +51,9 @@ inline void write_file(const std::string& path, const std::string& text) {
 
 // configs/tiny.yaml with its data and run directories moved under `dir`.
 inline Config tiny_config(const TempDir& dir, std::vector<std::string> overrides = {}) {
-  overrides.insert(overrides.begin(), {"data.files=" + (dir / "corpus.txt"),
-                                       "data.dir=" + (dir / "data"),
-                                       "train.out_dir=" + (dir / "run")});
+  overrides.insert(overrides.begin(),
+                   {"data.files=" + (dir / "corpus.txt"), "data.dir=" + (dir / "data"),
+                    "train.out_dir=" + (dir / "run")});
   return Config::load(std::string(QKV_SOURCE_DIR) + "/configs/tiny.yaml", overrides);
 }
 

@@ -88,7 +88,8 @@ TEST(SentencePieceTokenizer, UnigramModelsTrainToo) {
 
 TEST(SentencePieceTokenizer, GarbageModelIsAClearError) {
   EXPECT_THROW(SentencePieceTokenizer("not a model"), std::invalid_argument);
-  EXPECT_THROW(SentencePieceTokenizer::load_model_file("/nonexistent.model"), std::invalid_argument);
+  EXPECT_THROW(SentencePieceTokenizer::load_model_file("/nonexistent.model"),
+               std::invalid_argument);
 }
 
 TEST(Sha256, MatchesPublishedVectors) {
@@ -104,8 +105,10 @@ TEST(Sha256, MatchesPublishedVectors) {
   // Fed in pieces that straddle block boundaries, the digest is the same.
   qkv::Sha256 pieces;
   std::string million(1000000, 'a');
-  for (size_t i = 0; i < million.size(); i += 997) pieces.update(std::string_view(million).substr(i, 997));
-  EXPECT_EQ(pieces.hex_digest(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  for (size_t i = 0; i < million.size(); i += 997)
+    pieces.update(std::string_view(million).substr(i, 997));
+  EXPECT_EQ(pieces.hex_digest(),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 }  // namespace

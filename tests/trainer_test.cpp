@@ -31,7 +31,7 @@ TEST(LrSchedule, WarmsUpLinearlyThenFollowsTheCosineToMinLr) {
   qkv::LrSchedule s{1e-3, 1e-4, 100, 2000};
   EXPECT_DOUBLE_EQ(s.at(0), 1e-3 * 1 / 101);
   EXPECT_DOUBLE_EQ(s.at(49), 1e-3 * 50 / 101);
-  EXPECT_DOUBLE_EQ(s.at(100), 1e-3);                // cos(0) = 1: the peak
+  EXPECT_DOUBLE_EQ(s.at(100), 1e-3);                  // cos(0) = 1: the peak
   EXPECT_NEAR(s.at(1050), 1e-4 + 0.5 * 9e-4, 1e-15);  // halfway: cos(pi/2) = 0
   EXPECT_NEAR(s.at(2000), 1e-4, 1e-15);
   EXPECT_DOUBLE_EQ(s.at(5000), 1e-4);
@@ -139,8 +139,9 @@ TEST(CommandLine, SigtermFinishesTheStepWritesACheckpointAndExitsZero) {
   if (pid == 0) {
     int devnull = ::open("/dev/null", O_WRONLY);
     dup2(devnull, STDERR_FILENO);
-    execl(QKV_BINARY, QKV_BINARY, "train", (std::string(QKV_SOURCE_DIR) + "/configs/tiny.yaml").c_str(),
-          "--set", ("data.files=" + (dir / "corpus.txt")).c_str(), "--set",
+    execl(QKV_BINARY, QKV_BINARY, "train",
+          (std::string(QKV_SOURCE_DIR) + "/configs/tiny.yaml").c_str(), "--set",
+          ("data.files=" + (dir / "corpus.txt")).c_str(), "--set",
           ("data.dir=" + (dir / "data")).c_str(), "--set", ("train.out_dir=" + run).c_str(),
           "--set", "train.max_steps=1000000", "--set", "checkpoint.every=0", "--set",
           "eval.every=1000000", nullptr);
@@ -164,7 +165,8 @@ TEST(CommandLine, SigtermFinishesTheStepWritesACheckpointAndExitsZero) {
   EXPECT_GE(ckpt.state.step, 5);
   EXPECT_LT(ckpt.state.step, 1000000);
   // And the run continues from it.
-  auto resumed = qkv::Trainer::resume(run, {"train.max_steps=" + std::to_string(ckpt.state.step + 2)});
+  auto resumed =
+      qkv::Trainer::resume(run, {"train.max_steps=" + std::to_string(ckpt.state.step + 2)});
   EXPECT_EQ(resumed->run().final_step, ckpt.state.step + 2);
 }
 

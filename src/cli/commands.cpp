@@ -5,11 +5,20 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "qkv/config/config.h"
 #include "qkv/data/data_preparer.h"
+#include "qkv/eval/perplexity_evaluator.h"
+#include "qkv/generate/text_generator.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
+#include "qkv/train/checkpoint.h"
 #include "qkv/train/trainer.h"
 
 namespace qkv::cli {
@@ -18,7 +27,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-extern "C" void request_stop(int) { g_stop.store(true); }
+extern "C" void request_stop(int) {
+  g_stop.store(true);
+}
 
 void log_prepare_result(const PrepareResult& r) {
   const auto& m = r.meta;
@@ -28,10 +39,11 @@ void log_prepare_result(const PrepareResult& r) {
     return;
   }
   const double mb = double(r.bytes_encoded) / 1e6;
-  spdlog::info("prepared {}: {} train + {} val tokens ({}), {} tokenizer with vocab {}; encoded "
-               "{:.2f} MB in {:.2f} s ({:.1f} MB/s)",
-               m.dir, m.train_tokens, m.val_tokens, to_string(m.dtype), m.tokenizer_kind,
-               m.vocab_size, mb, r.encode_seconds, mb / std::max(r.encode_seconds, 1e-9));
+  spdlog::info(
+      "prepared {}: {} train + {} val tokens ({}), {} tokenizer with vocab {}; encoded "
+      "{:.2f} MB in {:.2f} s ({:.1f} MB/s)",
+      m.dir, m.train_tokens, m.val_tokens, to_string(m.dtype), m.tokenizer_kind, m.vocab_size, mb,
+      r.encode_seconds, mb / std::max(r.encode_seconds, 1e-9));
 }
 
 PrepareResult prepare_with_progress(const Config& config) {
@@ -82,11 +94,158 @@ int run_train(const TrainArgs& args) {
   }
   auto result = trainer->run();
   if (result.interrupted) return 0;
-  spdlog::info("done: {} steps in {:.1f} s (median {:.1f} ms/step); best val loss {:.4f} at step {}",
-               result.final_step, result.wall_seconds, result.median_step_ms, result.best_val_loss,
-               result.best_step);
+  spdlog::info(
+      "done: {} steps in {:.1f} s (median {:.1f} ms/step); best val loss {:.4f} at step {}",
+      result.final_step, result.wall_seconds, result.median_step_ms, result.best_val_loss,
+      result.best_step);
   spdlog::info("checkpoints: {}/best.pt (best val loss), {}", result.run_dir,
                result.last_checkpoint);
+  return 0;
+}
+
+}  // namespace qkv::cli
+
+namespace qkv::cli {
+
+namespace {
+
+Checkpoint load_for_inference(const std::string& path, const std::string& device, int threads) {
+  start_runtime(threads);
+  auto ckpt = Checkpoint::load(path);
+  ckpt.model->to(torch::Device(resolve_device(device)));
+  ckpt.model->eval();
+  spdlog::info("loaded {} (step {}, {} tokenizer, vocab {})", ckpt.path, ckpt.state.step,
+               ckpt.tokenizer->kind(), ckpt.tokenizer->vocab_size());
+  return ckpt;
+}
+
+std::string read_text_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::invalid_argument(std::string(what) + " " + path + " cannot be read");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+int run_generate(const GenerateArgs& args) {
+  GenerationOptions options;
+  options.max_new_tokens = args.max_new_tokens;
+  options.sampling.temperature = args.temperature;
+  options.sampling.top_k = args.top_k;
+  options.sampling.top_p = args.top_p;
+  options.stop = args.stop;
+  options.use_kv_cache = !args.no_kv_cache;
+  options.validate();  // before the (slow) load: bad options fail at once
+  if (args.num_samples <= 0)
+    throw std::invalid_argument("--num-samples must be positive, got " +
+                                std::to_string(args.num_samples));
+
+  auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
+  const std::string prompt =
+      args.prompt_file.empty() ? args.prompt : read_text_file(args.prompt_file, "prompt file");
+  std::vector<int32_t> ids;
+  try {
+    ids = ckpt.tokenizer->encode(prompt);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("prompt: ") + e.what());
+  }
+  const int64_t block = ckpt.config.model.block_size;
+  if (static_cast<int64_t>(ids.size()) > block) {
+    spdlog::warn(
+        "the prompt has {} tokens, more than the context of {}: the model sees its last "
+        "{} tokens",
+        ids.size(), block, block);
+  }
+  if (ids.empty()) spdlog::info("empty prompt: starting from the tokenizer's start token");
+
+  TextGenerator generator(ckpt.model, *ckpt.tokenizer);
+  for (int n = 0; n < args.num_samples; ++n) {
+    options.sampling.seed = args.seed + static_cast<uint64_t>(n);
+    if (n > 0) std::fputs("\n---\n", stdout);
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    auto result = generator.generate(ids, options, [](const std::string& piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    });
+    std::fputs("\n", stdout);
+    std::fflush(stdout);
+    spdlog::info("sample {}: {} tokens in {:.2f} s ({:.1f} tokens/s, KV cache {}){}", n + 1,
+                 result.tokens.size(), result.seconds,
+                 double(result.tokens.size()) / std::max(result.seconds, 1e-9),
+                 options.use_kv_cache ? "on" : "off",
+                 result.stopped ? ", stopped at a stop string" : "");
+  }
+  return 0;
+}
+
+int run_eval(const EvalArgs& args) {
+  auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
+  if (!std::filesystem::is_regular_file(args.data))
+    throw std::invalid_argument("--data " + args.data + ": file not found");
+  std::vector<int64_t> tokens;
+  int64_t bytes = 0;
+  const bool bin = std::filesystem::path(args.data).extension() == ".bin";
+  if (bin) {
+    // A prepared token file: its dtype and byte count come from meta.json beside it.
+    const auto dir = std::filesystem::path(args.data).parent_path().string();
+    const auto meta = DatasetMeta::load(dir.empty() ? "." : dir);
+    if (meta.vocab_size != ckpt.tokenizer->vocab_size())
+      throw std::invalid_argument(args.data + " was tokenized with a vocabulary of " +
+                                  std::to_string(meta.vocab_size) + ", the checkpoint's has " +
+                                  std::to_string(ckpt.tokenizer->vocab_size()));
+    TokenFile file(args.data, meta.dtype);
+    tokens.resize(file.size());
+    if (file.size() > 0) file.read(0, file.size(), tokens.data());
+    const auto name = std::filesystem::path(args.data).filename().string();
+    bytes = name == "train.bin" ? meta.train_bytes : name == "val.bin" ? meta.val_bytes : 0;
+  } else {
+    const std::string text = read_text_file(args.data, "--data");
+    if (text.empty()) throw std::invalid_argument("--data " + args.data + " is empty");
+    try {
+      auto ids = ckpt.tokenizer->encode(text);
+      tokens.assign(ids.begin(), ids.end());
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(args.data + ": " + e.what());
+    }
+    bytes = static_cast<int64_t>(text.size());
+  }
+  if (tokens.size() < 2)
+    throw std::invalid_argument("--data " + args.data + " has " + std::to_string(tokens.size()) +
+                                " tokens; at least 2 are needed");
+  // The first token is context only: its bytes are not scored.
+  if (bytes > 0)
+    bytes -= static_cast<int64_t>(ckpt.tokenizer->decode({static_cast<int32_t>(tokens[0])}).size());
+
+  PerplexityOptions options;
+  options.stride = args.stride;
+  options.batch_size = args.batch_size;
+  auto r = evaluate_perplexity(ckpt.model, tokens, bytes, options);
+  const int64_t stride = args.stride > 0 ? args.stride : ckpt.config.model.block_size;
+  if (args.json) {
+    nlohmann::json j = {
+        {"checkpoint", ckpt.path},
+        {"data", args.data},
+        {"tokens_scored", r.tokens_scored},
+        {"mean_nll", r.mean_nll},
+        {"perplexity", r.perplexity},
+        {"bytes", r.bytes},
+        {"bits_per_byte", r.bytes > 0 ? nlohmann::json(r.bits_per_byte) : nlohmann::json()},
+        {"stride", stride},
+        {"block_size", ckpt.config.model.block_size},
+        {"tokens_per_s", r.tokens_per_s},
+        {"seconds", r.seconds}};
+    std::cout << j.dump() << std::endl;
+  } else {
+    std::printf("data:            %s\n", args.data.c_str());
+    std::printf("tokens scored:   %lld (window %lld, stride %lld)\n", (long long)r.tokens_scored,
+                (long long)ckpt.config.model.block_size, (long long)stride);
+    std::printf("mean NLL:        %.4f nats/token\n", r.mean_nll);
+    std::printf("perplexity:      %.3f\n", r.perplexity);
+    if (r.bytes > 0) std::printf("bits per byte:   %.4f\n", r.bits_per_byte);
+    std::printf("speed:           %.0f tokens/s (%.2f s)\n", r.tokens_per_s, r.seconds);
+  }
   return 0;
 }
 

@@ -17,7 +17,35 @@ struct TrainArgs {
   bool skip_prepare = false;
 };
 
+struct GenerateArgs {
+  std::string checkpoint;  // file or run directory
+  std::string prompt;
+  std::string prompt_file;
+  int64_t max_new_tokens = 500;
+  double temperature = 1.0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 1337;
+  int num_samples = 1;
+  std::vector<std::string> stop;
+  bool no_kv_cache = false;
+  std::string device = "auto";
+  int threads = 0;
+};
+
+struct EvalArgs {
+  std::string checkpoint;
+  std::string data;  // raw text, or a prepared .bin token file
+  int64_t stride = 0;
+  int64_t batch_size = 8;
+  bool json = false;
+  std::string device = "auto";
+  int threads = 0;
+};
+
 int run_prepare(const PrepareArgs& args);
+int run_generate(const GenerateArgs& args);
+int run_eval(const EvalArgs& args);
 int run_train(const TrainArgs& args);
 
 // Logs the version, LibTorch version, BLAS and thread count; sets threads from `threads`.

@@ -9,7 +9,9 @@
 namespace {
 
 // LibTorch errors carry a C++ backtrace; users get its first line only.
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
 
 }  // namespace
 
@@ -36,19 +38,60 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--resume", train.resume, "Continue the run in this directory");
   train_cmd->add_flag("--no-prepare", train.skip_prepare, "Do not (re)prepare the data first");
 
+  qkv::cli::GenerateArgs gen;
+  auto* gen_cmd = app.add_subcommand("generate", "Generate text from a checkpoint");
+  gen_cmd->add_option("checkpoint", gen.checkpoint, "Checkpoint file or run directory (best.pt)")
+      ->required();
+  auto* prompt_opt = gen_cmd->add_option("--prompt", gen.prompt, "Text to continue");
+  gen_cmd->add_option("--prompt-file", gen.prompt_file, "File whose text to continue")
+      ->excludes(prompt_opt);
+  gen_cmd->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate")
+      ->capture_default_str();
+  gen_cmd->add_option("--temperature", gen.temperature, "Softmax temperature; 0 = greedy")
+      ->capture_default_str();
+  gen_cmd->add_option("--top-k", gen.top_k, "Keep the k most likely tokens; 0 = off")
+      ->capture_default_str();
+  gen_cmd->add_option("--top-p", gen.top_p, "Nucleus: keep the smallest set with this mass")
+      ->capture_default_str();
+  gen_cmd->add_option("--seed", gen.seed, "Sampling seed")->capture_default_str();
+  gen_cmd->add_option("--num-samples", gen.num_samples, "Independent samples (seed, seed+1, ...)")
+      ->capture_default_str();
+  gen_cmd->add_option("--stop", gen.stop, "Stop at this string (repeatable)");
+  gen_cmd->add_flag("--no-kv-cache", gen.no_kv_cache, "Recompute the context every step");
+  gen_cmd->add_option("--device", gen.device, "auto, cpu or cuda")->capture_default_str();
+  gen_cmd->add_option("--threads", gen.threads, "Threads; 0 = every core")->capture_default_str();
+
+  qkv::cli::EvalArgs ev;
+  auto* eval_cmd = app.add_subcommand("eval", "Perplexity of a checkpoint on text");
+  eval_cmd->add_option("checkpoint", ev.checkpoint, "Checkpoint file or run directory (best.pt)")
+      ->required();
+  eval_cmd->add_option("--data", ev.data, "Raw text file, or a prepared .bin token file")
+      ->required();
+  eval_cmd->add_option("--stride", ev.stride, "Window stride; 0 = block_size")
+      ->capture_default_str();
+  eval_cmd->add_option("--batch-size", ev.batch_size, "Windows per forward pass")
+      ->capture_default_str();
+  eval_cmd->add_flag("--json", ev.json, "Print one JSON object");
+  eval_cmd->add_option("--device", ev.device, "auto, cpu or cuda")->capture_default_str();
+  eval_cmd->add_option("--threads", ev.threads, "Threads; 0 = every core")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   if (verbose) spdlog::set_level(spdlog::level::debug);
 
   try {
     if (*prepare_cmd) return qkv::cli::run_prepare(prepare);
+    if (*gen_cmd) return qkv::cli::run_generate(gen);
+    if (*eval_cmd) return qkv::cli::run_eval(ev);
     if (*train_cmd) {
       if (train.config.empty() && train.resume.empty()) {
         spdlog::error("train: give a config file, or --resume RUN_DIR");
         return 2;
       }
       if (!train.config.empty() && !train.resume.empty())
-        spdlog::warn("--resume uses the config stored in {}; {} is ignored (use --set to change "
-                     "keys)", train.resume, train.config);
+        spdlog::warn(
+            "--resume uses the config stored in {}; {} is ignored (use --set to change "
+            "keys)",
+            train.resume, train.config);
       return qkv::cli::run_train(train);
     }
   } catch (const c10::Error& e) {

@@ -44,8 +44,9 @@ void apply_yaml(Config& c, const YAML::Node& root, const std::string& where) {
     if (!section.second.IsMap()) {
       bool known = false;
       for (const auto& k : Config::known_keys()) known |= k.rfind(name + ".", 0) == 0;
-      throw ConfigError(where + ": " +
-                        (known ? name + ": expected a mapping of keys" : unknown_key_message(name)));
+      throw ConfigError(
+          where + ": " +
+          (known ? name + ": expected a mapping of keys" : unknown_key_message(name)));
     }
     for (const auto& entry : section.second) {
       const std::string key = name + "." + entry.first.as<std::string>();
@@ -101,8 +102,7 @@ Config Config::parse(const std::string& yaml, const std::string& source) {
 }
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
-  if (!std::filesystem::is_regular_file(path))
-    throw ConfigError(path + ": config file not found");
+  if (!std::filesystem::is_regular_file(path)) throw ConfigError(path + ": config file not found");
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -122,8 +122,7 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
 void Config::apply_override(const std::string& assignment) {
   const std::string where = "--set " + assignment;
   auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw ConfigError(where + ": expected section.key=value");
+  if (eq == std::string::npos || eq == 0) throw ConfigError(where + ": expected section.key=value");
   const std::string key = assignment.substr(0, eq);
   YAML::Node value;
   try {
@@ -148,7 +147,8 @@ void Config::validate() const {
     throw ConfigError(where + ": optim.min_lr (" + std::to_string(optim.min_lr) +
                       ") must not exceed optim.lr (" + std::to_string(optim.lr) + ")");
   if (data.files.empty()) throw ConfigError(where + ": data.files: expected at least one file");
-  if (data.dir.empty()) throw ConfigError(where + ": data.dir: expected a directory for token files");
+  if (data.dir.empty())
+    throw ConfigError(where + ": data.dir: expected a directory for token files");
 }
 
 std::string Config::to_yaml() const {

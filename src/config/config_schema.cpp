@@ -118,13 +118,20 @@ constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 
 const std::vector<ConfigField>& config_schema() {
   static const std::vector<ConfigField> fields = {
-      int_field("model.vocab_size", [](Config& c) -> int64_t& { return c.model.vocab_size; }, 0),
-      int_field("model.block_size", [](Config& c) -> int64_t& { return c.model.block_size; }, 1),
-      int_field("model.n_layer", [](Config& c) -> int64_t& { return c.model.n_layer; }, 1),
-      int_field("model.n_head", [](Config& c) -> int64_t& { return c.model.n_head; }, 1),
-      int_field("model.d_model", [](Config& c) -> int64_t& { return c.model.d_model; }, 1),
-      int_field("model.d_ff", [](Config& c) -> int64_t& { return c.model.d_ff; }, 0),
-      real_field("model.dropout", [](Config& c) -> double& { return c.model.dropout; }, 0, 1, false),
+      int_field(
+          "model.vocab_size", [](Config& c) -> int64_t& { return c.model.vocab_size; }, 0),
+      int_field(
+          "model.block_size", [](Config& c) -> int64_t& { return c.model.block_size; }, 1),
+      int_field(
+          "model.n_layer", [](Config& c) -> int64_t& { return c.model.n_layer; }, 1),
+      int_field(
+          "model.n_head", [](Config& c) -> int64_t& { return c.model.n_head; }, 1),
+      int_field(
+          "model.d_model", [](Config& c) -> int64_t& { return c.model.d_model; }, 1),
+      int_field(
+          "model.d_ff", [](Config& c) -> int64_t& { return c.model.d_ff; }, 0),
+      real_field(
+          "model.dropout", [](Config& c) -> double& { return c.model.dropout; }, 0, 1, false),
       bool_field("model.bias", [](Config& c) -> bool& { return c.model.bias; }),
       bool_field("model.tie_weights", [](Config& c) -> bool& { return c.model.tie_weights; }),
       {"model.positional_encoding",
@@ -139,17 +146,20 @@ const std::vector<ConfigField>& config_schema() {
                    {"char", "sentencepiece"}),
       string_field("tokenizer.model_file",
                    [](Config& c) -> std::string& { return c.tokenizer.model_file; }),
-      int_field("tokenizer.vocab_size", [](Config& c) -> int64_t& { return c.tokenizer.vocab_size; },
-                8, 1 << 22),
+      int_field(
+          "tokenizer.vocab_size", [](Config& c) -> int64_t& { return c.tokenizer.vocab_size; }, 8,
+          1 << 22),
       string_field("tokenizer.model_type",
                    [](Config& c) -> std::string& { return c.tokenizer.model_type; },
                    {"bpe", "unigram"}),
-      real_field("tokenizer.character_coverage",
-                 [](Config& c) -> double& { return c.tokenizer.character_coverage; }, 0.9, 1, true),
+      real_field(
+          "tokenizer.character_coverage",
+          [](Config& c) -> double& { return c.tokenizer.character_coverage; }, 0.9, 1, true),
       bool_field("tokenizer.byte_fallback",
                  [](Config& c) -> bool& { return c.tokenizer.byte_fallback; }),
-      int_field("tokenizer.input_sentence_size",
-                [](Config& c) -> int64_t& { return c.tokenizer.input_sentence_size; }, 1),
+      int_field(
+          "tokenizer.input_sentence_size",
+          [](Config& c) -> int64_t& { return c.tokenizer.input_sentence_size; }, 1),
 
       {"data.files",
        [](Config& c, const YAML::Node& n) {
@@ -169,42 +179,58 @@ const std::vector<ConfigField>& config_schema() {
          e << YAML::EndSeq;
        }},
       string_field("data.dir", [](Config& c) -> std::string& { return c.data.dir; }),
-      real_field("data.val_fraction", [](Config& c) -> double& { return c.data.val_fraction; }, 0,
-                 1, false),
+      real_field(
+          "data.val_fraction", [](Config& c) -> double& { return c.data.val_fraction; }, 0, 1,
+          false),
 
-      int_field("train.batch_size", [](Config& c) -> int64_t& { return c.train.batch_size; }, 1),
-      int_field("train.max_steps", [](Config& c) -> int64_t& { return c.train.max_steps; }, 1),
-      int_field("train.grad_accum_steps",
-                [](Config& c) -> int64_t& { return c.train.grad_accum_steps; }, 1),
-      real_field("train.grad_clip", [](Config& c) -> double& { return c.train.grad_clip; }, 0,
-                 kInf, false),
-      int_field("train.log_every", [](Config& c) -> int64_t& { return c.train.log_every; }, 1),
+      int_field(
+          "train.batch_size", [](Config& c) -> int64_t& { return c.train.batch_size; }, 1),
+      int_field(
+          "train.max_steps", [](Config& c) -> int64_t& { return c.train.max_steps; }, 1),
+      int_field(
+          "train.grad_accum_steps", [](Config& c) -> int64_t& { return c.train.grad_accum_steps; },
+          1),
+      real_field(
+          "train.grad_clip", [](Config& c) -> double& { return c.train.grad_clip; }, 0, kInf,
+          false),
+      int_field(
+          "train.log_every", [](Config& c) -> int64_t& { return c.train.log_every; }, 1),
       string_field("train.out_dir", [](Config& c) -> std::string& { return c.train.out_dir; }),
 
-      real_field("optim.lr", [](Config& c) -> double& { return c.optim.lr; }, 0, kInf, false),
-      real_field("optim.min_lr", [](Config& c) -> double& { return c.optim.min_lr; }, 0, kInf,
-                 false),
-      int_field("optim.warmup_steps", [](Config& c) -> int64_t& { return c.optim.warmup_steps; },
-                0),
-      int_field("optim.decay_steps", [](Config& c) -> int64_t& { return c.optim.decay_steps; }, 0),
-      real_field("optim.beta1", [](Config& c) -> double& { return c.optim.beta1; }, 0, 1, false),
-      real_field("optim.beta2", [](Config& c) -> double& { return c.optim.beta2; }, 0, 1, false),
-      real_field("optim.eps", [](Config& c) -> double& { return c.optim.eps; }, 0, 1, false),
-      real_field("optim.weight_decay", [](Config& c) -> double& { return c.optim.weight_decay; },
-                 0, kInf, false),
+      real_field(
+          "optim.lr", [](Config& c) -> double& { return c.optim.lr; }, 0, kInf, false),
+      real_field(
+          "optim.min_lr", [](Config& c) -> double& { return c.optim.min_lr; }, 0, kInf, false),
+      int_field(
+          "optim.warmup_steps", [](Config& c) -> int64_t& { return c.optim.warmup_steps; }, 0),
+      int_field(
+          "optim.decay_steps", [](Config& c) -> int64_t& { return c.optim.decay_steps; }, 0),
+      real_field(
+          "optim.beta1", [](Config& c) -> double& { return c.optim.beta1; }, 0, 1, false),
+      real_field(
+          "optim.beta2", [](Config& c) -> double& { return c.optim.beta2; }, 0, 1, false),
+      real_field(
+          "optim.eps", [](Config& c) -> double& { return c.optim.eps; }, 0, 1, false),
+      real_field(
+          "optim.weight_decay", [](Config& c) -> double& { return c.optim.weight_decay; }, 0, kInf,
+          false),
 
-      int_field("eval.every", [](Config& c) -> int64_t& { return c.eval.every; }, 1),
-      int_field("eval.batches", [](Config& c) -> int64_t& { return c.eval.batches; }, 1),
+      int_field(
+          "eval.every", [](Config& c) -> int64_t& { return c.eval.every; }, 1),
+      int_field(
+          "eval.batches", [](Config& c) -> int64_t& { return c.eval.batches; }, 1),
 
-      int_field("checkpoint.every", [](Config& c) -> int64_t& { return c.checkpoint.every; }, 0),
+      int_field(
+          "checkpoint.every", [](Config& c) -> int64_t& { return c.checkpoint.every; }, 0),
       bool_field("checkpoint.keep_periodic",
                  [](Config& c) -> bool& { return c.checkpoint.keep_periodic; }),
 
-      int_field("runtime.threads", [](Config& c) -> int64_t& { return c.runtime.threads; }, 0,
-                1024),
+      int_field(
+          "runtime.threads", [](Config& c) -> int64_t& { return c.runtime.threads; }, 0, 1024),
       string_field("runtime.device", [](Config& c) -> std::string& { return c.runtime.device; },
                    {"auto", "cpu", "cuda"}),
-      int_field("runtime.seed", [](Config& c) -> int64_t& { return c.runtime.seed; }, 0, kMaxInt),
+      int_field(
+          "runtime.seed", [](Config& c) -> int64_t& { return c.runtime.seed; }, 0, kMaxInt),
       string_field("runtime.dtype", [](Config& c) -> std::string& { return c.runtime.dtype; },
                    {"fp32", "bf16"}),
   };

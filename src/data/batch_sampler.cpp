@@ -17,9 +17,9 @@ BatchSampler::BatchSampler(std::shared_ptr<const TokenFile> tokens, int64_t batc
     throw std::invalid_argument("rank " + std::to_string(rank) + " outside world size " +
                                 std::to_string(world_size));
   if (tokens_->size() < block_size + 1)
-    throw std::invalid_argument(tokens_->path() + " has " + std::to_string(tokens_->size()) +
-                                " tokens; a batch needs at least block_size + 1 = " +
-                                std::to_string(block_size + 1));
+    throw std::invalid_argument(
+        tokens_->path() + " has " + std::to_string(tokens_->size()) +
+        " tokens; a batch needs at least block_size + 1 = " + std::to_string(block_size + 1));
 }
 
 Batch BatchSampler::next() {

@@ -62,8 +62,9 @@ int64_t split_point(const std::string& path, int64_t size, double val_fraction) 
 json fingerprint(const Config& config, const std::vector<std::string>& files) {
   json sources = json::array();
   for (const auto& f : files)
-    sources.push_back(
-        {{"path", f}, {"size", static_cast<int64_t>(fs::file_size(f))}, {"sha256", Sha256::of_file(f)}});
+    sources.push_back({{"path", f},
+                       {"size", static_cast<int64_t>(fs::file_size(f))},
+                       {"sha256", Sha256::of_file(f)}});
   const auto& t = config.tokenizer;
   json tok = {{"kind", t.kind}};
   if (t.kind == "sentencepiece") {
@@ -190,7 +191,8 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
   for (const auto& f : files) {
     const auto size = static_cast<int64_t>(fs::file_size(f));
     const int64_t split = split_point(f, size, config.data.val_fraction);
-    for (auto [begin, end, writer] : {std::tuple{int64_t{0}, split, &train}, std::tuple{split, size, &val}}) {
+    for (auto [begin, end, writer] :
+         {std::tuple{int64_t{0}, split, &train}, std::tuple{split, size, &val}}) {
       ChunkReader reader(f, begin, end);
       while (reader.next(&chunk)) {
         try {
@@ -212,8 +214,10 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
   save_tokenizer_file(*tokenizer, dir + "/tokenizer.qkv");
 
   json meta = {{"qkv_version", QKV_VERSION},
-               {"tokenizer", {{"kind", tokenizer->kind()}, {"vocab_size", tokenizer->vocab_size()},
-                              {"file", "tokenizer.qkv"}}},
+               {"tokenizer",
+                {{"kind", tokenizer->kind()},
+                 {"vocab_size", tokenizer->vocab_size()},
+                 {"file", "tokenizer.qkv"}}},
                {"dtype", to_string(dtype)},
                {"train_tokens", train_tokens},
                {"val_tokens", val_tokens},

@@ -25,11 +25,14 @@ TokenDtype token_dtype_from_string(const std::string& name) {
   throw std::invalid_argument("token dtype must be 'uint16' or 'uint32', got '" + name + "'");
 }
 
-size_t bytes_per_token(TokenDtype dtype) { return dtype == TokenDtype::kUInt16 ? 2 : 4; }
+size_t bytes_per_token(TokenDtype dtype) {
+  return dtype == TokenDtype::kUInt16 ? 2 : 4;
+}
 
 TokenFile::TokenFile(const std::string& path, TokenDtype dtype) : path_(path), dtype_(dtype) {
   int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw std::invalid_argument("cannot open token file " + path + ": " + std::strerror(errno));
+  if (fd < 0)
+    throw std::invalid_argument("cannot open token file " + path + ": " + std::strerror(errno));
   struct stat st {};
   ::fstat(fd, &st);
   bytes_ = static_cast<size_t>(st.st_size);
@@ -88,7 +91,8 @@ void TokenFileWriter::append(const std::vector<int32_t>& ids) {
   for (size_t i = 0; i < ids.size(); ++i) {
     uint32_t v = static_cast<uint32_t>(ids[i]);
     if (width == 2 && v > 0xFFFF) throw std::overflow_error("token id does not fit uint16");
-    for (size_t b = 0; b < width; ++b) buffer_[i * width + b] = static_cast<unsigned char>(v >> (8 * b));
+    for (size_t b = 0; b < width; ++b)
+      buffer_[i * width + b] = static_cast<unsigned char>(v >> (8 * b));
   }
   if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size())
     throw std::runtime_error("short write to " + path_ + ".tmp");

@@ -35,7 +35,7 @@ void ModelConfig::validate() const {
 int64_t ModelConfig::parameter_count() const {
   const int64_t C = d_model, F = ffn_dim(), b = bias ? 1 : 0;
   const int64_t layer_norm = C + b * C;
-  const int64_t attention = 4 * (C * C + b * C);     // W^Q, W^K, W^V, W^O
+  const int64_t attention = 4 * (C * C + b * C);  // W^Q, W^K, W^V, W^O
   const int64_t feed_forward = C * F + b * F + F * C + b * C;
   const int64_t block = 2 * layer_norm + attention + feed_forward;
   int64_t total = vocab_size * C + n_layer * block + layer_norm;

@@ -45,8 +45,9 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, torch:
   }
   const int64_t Tk = k.size(2), past = Tk - T;
 
-  if (options.scale_scores()) q = q * (1.0 / std::sqrt(double(D)));  // cheaper on (T, D) than (T, T)
-  auto scores = torch::matmul(q, k.transpose(-2, -1));                 // (B, H, T, Tk)
+  if (options.scale_scores())
+    q = q * (1.0 / std::sqrt(double(D)));               // cheaper on (T, D) than (T, T)
+  auto scores = torch::matmul(q, k.transpose(-2, -1));  // (B, H, T, Tk)
   if (options.causal() && T > 1) {  // a single query is the newest position: it sees all
     // Query i sits at absolute position past + i and may see keys 0..past + i.
     auto mask = torch::ones({T, Tk}, torch::TensorOptions().dtype(torch::kBool).device(x.device()))
@@ -57,8 +58,8 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, torch:
   if (weights) *weights = att;
   att = attn_dropout(att);
 
-  auto y = torch::matmul(att, v);                            // (B, H, T, D)
-  y = y.transpose(1, 2).reshape({B, T, C});                  // heads concatenated: (B, T, C)
+  auto y = torch::matmul(att, v);            // (B, H, T, D)
+  y = y.transpose(1, 2).reshape({B, T, C});  // heads concatenated: (B, T, C)
   return resid_dropout(w_o(y));
 }
 

@@ -5,14 +5,15 @@ namespace qkv {
 TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& c) {
   ln1 = register_module("ln1", LayerNorm(c.d_model, c.bias));
   attn = register_module(
-      "attn", MultiHeadSelfAttention(
-                  MultiHeadSelfAttentionOptions(c.d_model, c.n_head).bias(c.bias).dropout(c.dropout)));
+      "attn",
+      MultiHeadSelfAttention(
+          MultiHeadSelfAttentionOptions(c.d_model, c.n_head).bias(c.bias).dropout(c.dropout)));
   ln2 = register_module("ln2", LayerNorm(c.d_model, c.bias));
   ffn = register_module("ffn", FeedForward(c.d_model, c.ffn_dim(), c.bias, c.dropout));
 }
 
-torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, torch::Tensor* attention_weights,
-                                            KVCache* cache) {
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x,
+                                            torch::Tensor* attention_weights, KVCache* cache) {
   auto h = x + attn(ln1(x), attention_weights, cache);
   return h + ffn(ln2(h));
 }

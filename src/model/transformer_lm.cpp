@@ -1,6 +1,7 @@
 #include "qkv/model/transformer_lm.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace qkv {
@@ -17,7 +18,8 @@ TransformerLMImpl::TransformerLMImpl(const ModelConfig& config) : config_(config
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.n_layer; ++i) blocks->push_back(TransformerBlock(c));
   ln_f = register_module("ln_f", LayerNorm(c.d_model, c.bias));
-  if (!c.tie_weights) lm_head = register_parameter("lm_head", torch::empty({c.vocab_size, c.d_model}));
+  if (!c.tie_weights)
+    lm_head = register_parameter("lm_head", torch::empty({c.vocab_size, c.d_model}));
   init_weights();
 }
 
@@ -57,9 +59,9 @@ torch::Tensor TransformerLMImpl::forward(const torch::Tensor& idx, ForwardCaptur
   if (caches && caches->empty()) caches->resize(config_.n_layer);
 
   auto tok = tok_emb(idx);  // (B, T, C)
-  auto pos = pos_enc ? pos_enc(T, past)
-                     : pos_emb(torch::arange(past, past + T, idx.options()));  // (T, C)
-  auto x = tok + pos;                                                          // (B, T, C)
+  auto pos =
+      pos_enc ? pos_enc(T, past) : pos_emb(torch::arange(past, past + T, idx.options()));  // (T, C)
+  auto x = tok + pos;  // (B, T, C)
   if (capture && capture->hidden) {
     capture->token_embeddings = tok;
     capture->input_embeddings = x;

@@ -60,7 +60,9 @@ __attribute__((visibility("default"))) void* qkv_spm_load(const char* bytes, int
   return p;
 }
 
-__attribute__((visibility("default"))) void qkv_spm_free(void* h) { delete processor(h); }
+__attribute__((visibility("default"))) void qkv_spm_free(void* h) {
+  delete processor(h);
+}
 
 __attribute__((visibility("default"))) int qkv_spm_vocab_size(void* h) {
   return processor(h)->GetPieceSize();
@@ -69,11 +71,16 @@ __attribute__((visibility("default"))) int qkv_spm_vocab_size(void* h) {
 __attribute__((visibility("default"))) int qkv_spm_special_id(void* h, int which) {
   auto* p = processor(h);
   switch (which) {
-    case 0: return p->unk_id();
-    case 1: return p->bos_id();
-    case 2: return p->eos_id();
-    case 3: return p->pad_id();
-    default: return -1;
+    case 0:
+      return p->unk_id();
+    case 1:
+      return p->bos_id();
+    case 2:
+      return p->eos_id();
+    case 3:
+      return p->pad_id();
+    default:
+      return -1;
   }
 }
 
@@ -92,7 +99,8 @@ __attribute__((visibility("default"))) int qkv_spm_decode(void* h, const int* id
   return copy_out(text, out, cap);
 }
 
-__attribute__((visibility("default"))) int qkv_spm_id_to_piece(void* h, int id, char* out, int cap) {
+__attribute__((visibility("default"))) int qkv_spm_id_to_piece(void* h, int id, char* out,
+                                                               int cap) {
   auto* p = processor(h);
   if (id < 0 || id >= p->GetPieceSize()) return -1;
   return copy_out(p->IdToPiece(id), out, cap);

@@ -85,7 +85,10 @@ std::vector<int32_t> CharTokenizer::encode(std::string_view text) const {
     int32_t id;
     if (c < 128) {
       id = ascii_[c];
-      if (id < 0) throw std::invalid_argument("character " + describe(c) + " at position " + std::to_string(out.size()) + " is not in the tokenizer's vocabulary");
+      if (id < 0)
+        throw std::invalid_argument("character " + describe(c) + " at position " +
+                                    std::to_string(out.size()) +
+                                    " is not in the tokenizer's vocabulary");
       ++pos;
     } else {
       uint32_t cp = next_code_point(text, &pos);

@@ -94,13 +94,15 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-std::string sentencepiece_plugin_path() { return plugin().path; }
+std::string sentencepiece_plugin_path() {
+  return plugin().path;
+}
 
 SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_bytes)
     : model_bytes_(model_bytes) {
   char err[512] = {0};
-  handle_ = plugin().load(model_bytes_.data(), static_cast<int>(model_bytes_.size()), err,
-                          sizeof err);
+  handle_ =
+      plugin().load(model_bytes_.data(), static_cast<int>(model_bytes_.size()), err, sizeof err);
   if (!handle_) throw std::invalid_argument(std::string("invalid SentencePiece model: ") + err);
   vocab_size_ = plugin().vocab_size(handle_);
   special_.unk = plugin().special_id(handle_, 0);
@@ -123,12 +125,14 @@ SentencePieceTokenizer::~SentencePieceTokenizer() {
 
 SentencePieceTokenizer SentencePieceTokenizer::train(const SentencePieceTrainOptions& o,
                                                      const std::string& work_dir) {
-  if (o.input_files.empty()) throw std::invalid_argument("no input files to train SentencePiece on");
+  if (o.input_files.empty())
+    throw std::invalid_argument("no input files to train SentencePiece on");
   std::filesystem::create_directories(work_dir);
   const std::string prefix = work_dir + "/sentencepiece";
   std::string inputs;
   for (const auto& f : o.input_files) inputs += (inputs.empty() ? "" : ",") + f;
-  const unsigned threads = o.num_threads > 0 ? o.num_threads : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads =
+      o.num_threads > 0 ? o.num_threads : std::max(1u, std::thread::hardware_concurrency());
   // Text is kept exactly as it is so that decode(encode(x)) == x byte for byte: no
   // normalisation, no whitespace clean-up, no dummy leading space, and the newline (which the
   // trainer never sees, as it reads line by line) as a piece of its own.
@@ -156,7 +160,8 @@ SentencePieceTokenizer SentencePieceTokenizer::train(const SentencePieceTrainOpt
   std::vector<const char*> keys, values;
   for (const auto& [k, v] : options) keys.push_back(k.c_str()), values.push_back(v.c_str());
   char err[1024] = {0};
-  if (plugin().train(keys.data(), values.data(), static_cast<int>(keys.size()), err, sizeof err) != 0)
+  if (plugin().train(keys.data(), values.data(), static_cast<int>(keys.size()), err, sizeof err) !=
+      0)
     throw std::runtime_error(std::string("SentencePiece training failed: ") + err);
   return SentencePieceTokenizer(read_file(prefix + ".model"));
 }

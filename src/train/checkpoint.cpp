@@ -53,7 +53,8 @@ void write_atomically(const std::string& path, const std::string& data) {
   if (fd < 0) throw CheckpointError("cannot create " + tmp + ": " + std::strerror(errno));
   try {
     write_all(fd, data, tmp);
-    if (::fsync(fd) != 0) throw CheckpointError("cannot fsync " + tmp + ": " + std::strerror(errno));
+    if (::fsync(fd) != 0)
+      throw CheckpointError("cannot fsync " + tmp + ": " + std::strerror(errno));
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -85,13 +86,14 @@ void CheckpointWriter::write(const std::string& path, TransformerLM& model,
     optimizer->save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
   }
-  json meta = {{"format", "qkv-checkpoint"},
-               {"qkv_version", QKV_VERSION},
-               {"step", state.step},
-               {"best_val_loss", std::isfinite(state.best_val_loss) ? json(state.best_val_loss) : json()},
-               {"best_step", state.best_step},
-               {"sampler_state", state.sampler_state},
-               {"tokenizer_kind", tokenizer.kind()}};
+  json meta = {
+      {"format", "qkv-checkpoint"},
+      {"qkv_version", QKV_VERSION},
+      {"step", state.step},
+      {"best_val_loss", std::isfinite(state.best_val_loss) ? json(state.best_val_loss) : json()},
+      {"best_step", state.best_step},
+      {"sampler_state", state.sampler_state},
+      {"tokenizer_kind", tokenizer.kind()}};
   archive.write("meta", bytes_tensor(meta.dump()));
   archive.write("config", bytes_tensor(config.to_yaml()));
   archive.write("tokenizer", bytes_tensor(tokenizer.serialize()));
@@ -128,7 +130,8 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
     torch::Tensor t;
     c.archive_->read("meta", t);
     meta = json::parse(tensor_bytes(t));
-    if (meta.value("format", "") != "qkv-checkpoint") throw std::runtime_error("not a qkv checkpoint");
+    if (meta.value("format", "") != "qkv-checkpoint")
+      throw std::runtime_error("not a qkv checkpoint");
     c.archive_->read("config", t);
     c.config = Config::parse(tensor_bytes(t), c.path + " (stored config)");
     c.archive_->read("tokenizer", t);
@@ -142,11 +145,12 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
     throw CheckpointError(c.path + ": not a readable checkpoint (truncated or corrupt?): " +
                           e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw CheckpointError(c.path + ": not a readable checkpoint (truncated or corrupt?): " +
-                          e.what());
+    throw CheckpointError(c.path +
+                          ": not a readable checkpoint (truncated or corrupt?): " + e.what());
   }
   c.state.step = meta.value("step", int64_t{0});
-  c.state.best_val_loss = meta["best_val_loss"].is_number() ? meta["best_val_loss"].get<double>() : INFINITY;
+  c.state.best_val_loss =
+      meta["best_val_loss"].is_number() ? meta["best_val_loss"].get<double>() : INFINITY;
   c.state.best_step = meta.value("best_step", int64_t{-1});
   c.state.sampler_state = meta.value("sampler_state", "");
   c.qkv_version = meta.value("qkv_version", "");

@@ -145,7 +145,8 @@ struct Trainer::Impl {
 
   LrSchedule schedule() const {
     const auto& o = config.optim;
-    return {o.lr, o.min_lr, o.warmup_steps, o.decay_steps > 0 ? o.decay_steps : config.train.max_steps};
+    return {o.lr, o.min_lr, o.warmup_steps,
+            o.decay_steps > 0 ? o.decay_steps : config.train.max_steps};
   }
 
   // Mean loss over eval.batches fixed batches: the same batches at every evaluation (their own
@@ -160,7 +161,8 @@ struct Trainer::Impl {
     for (int64_t i = 0; i < config.eval.batches; ++i) {
       auto batch = eval_sampler.next();
       auto logits = model(batch.x.to(device));
-      total += TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(device)).item<double>();
+      total +=
+          TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(device)).item<double>();
     }
     model->train();
     return total / double(config.eval.batches);
@@ -189,7 +191,9 @@ struct Trainer::Impl {
 
 Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Trainer::~Trainer() = default;
-const Config& Trainer::config() const { return impl_->config; }
+const Config& Trainer::config() const {
+  return impl_->config;
+}
 
 Trainer::Trainer(const Config& config, TrainerOptions options) : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
@@ -253,8 +257,8 @@ TrainResult Trainer::run() {
   const auto& cfg = m.config;
   const int64_t max_steps = cfg.train.max_steps;
   const int64_t accum = cfg.train.grad_accum_steps;
-  const double tokens_per_step = double(cfg.train.batch_size * cfg.model.block_size * accum *
-                                        m.options.world_size);
+  const double tokens_per_step =
+      double(cfg.train.batch_size * cfg.model.block_size * accum * m.options.world_size);
   const LrSchedule schedule = m.schedule();
   const bool bf16 = cfg.runtime.dtype == "bf16";
   auto params = m.model->parameters();
@@ -282,8 +286,8 @@ TrainResult Trainer::run() {
     std::snprintf(line, sizeof line, "eval step %lld: train loss %.4f, val loss %.4f",
                   (long long)step, e.train_loss, e.val_loss);
     m.info(line);
-    m.append_metrics({{"type", "eval"}, {"step", step}, {"train_loss", e.train_loss},
-                      {"val_loss", e.val_loss}});
+    m.append_metrics(
+        {{"type", "eval"}, {"step", step}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss}});
     if (e.val_loss < m.state.best_val_loss) {
       m.state.best_val_loss = e.val_loss;
       m.state.best_step = step;
@@ -315,7 +319,8 @@ TrainResult Trainer::run() {
       throw TrainingDiverged("loss became " + std::to_string(loss) + " at step " +
                              std::to_string(m.state.step + 1) +
                              "; training stopped without saving (lower optim.lr?); the last good "
-                             "checkpoint in " + m.run_dir + " is untouched");
+                             "checkpoint in " +
+                             m.run_dir + " is untouched");
     }
     const double max_norm = cfg.train.grad_clip > 0 ? cfg.train.grad_clip : INFINITY;
     const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
@@ -328,8 +333,12 @@ TrainResult Trainer::run() {
     step_ms.push_back(ms);
     StepRecord rec{m.state.step, loss, lr, grad_norm, ms, tokens_per_step / (ms / 1000.0)};
     result.steps.push_back(rec);
-    m.append_metrics({{"type", "step"}, {"step", rec.step}, {"loss", rec.loss}, {"lr", rec.lr},
-                      {"grad_norm", rec.grad_norm}, {"ms", rec.ms},
+    m.append_metrics({{"type", "step"},
+                      {"step", rec.step},
+                      {"loss", rec.loss},
+                      {"lr", rec.lr},
+                      {"grad_norm", rec.grad_norm},
+                      {"ms", rec.ms},
                       {"tokens_per_s", rec.tokens_per_s}});
 
     // ETA from the median of recent steps: robust to the odd slow step (eval, checkpoint).

@@ -37,7 +37,7 @@ struct TrainConfig {
   int64_t grad_accum_steps = 1;
   double grad_clip = 1.0;  // 0 disables clipping
   int64_t log_every = 10;
-  std::string out_dir;     // run directory; empty means runs/<config name>
+  std::string out_dir;  // run directory; empty means runs/<config name>
 };
 
 struct OptimConfig {
@@ -57,7 +57,7 @@ struct EvalConfig {
 };
 
 struct CheckpointConfig {
-  int64_t every = 500;        // write last.pt every this many steps (0: only at the end)
+  int64_t every = 500;         // write last.pt every this many steps (0: only at the end)
   bool keep_periodic = false;  // also keep step_XXXXXXX.pt at each of those
 };
 

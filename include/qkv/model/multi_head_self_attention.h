@@ -10,7 +10,8 @@
 namespace qkv {
 
 struct MultiHeadSelfAttentionOptions {
-  MultiHeadSelfAttentionOptions(int64_t d_model, int64_t n_head) : d_model_(d_model), n_head_(n_head) {}
+  MultiHeadSelfAttentionOptions(int64_t d_model, int64_t n_head)
+      : d_model_(d_model), n_head_(n_head) {}
   TORCH_ARG(int64_t, d_model);
   TORCH_ARG(int64_t, n_head);
   TORCH_ARG(bool, bias) = true;

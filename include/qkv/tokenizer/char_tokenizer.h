@@ -33,8 +33,8 @@ class CharTokenizer : public Tokenizer {
   std::string serialize() const override;
 
  private:
-  std::vector<std::string> chars_;                 // id -> UTF-8 bytes
-  std::unordered_map<uint32_t, int32_t> ids_;      // code point -> id
+  std::vector<std::string> chars_;                              // id -> UTF-8 bytes
+  std::unordered_map<uint32_t, int32_t> ids_;                   // code point -> id
   std::vector<int32_t> ascii_ = std::vector<int32_t>(128, -1);  // fast path for ASCII
 };
 

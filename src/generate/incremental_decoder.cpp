@@ -1,0 +1,38 @@
+#include "qkv/generate/incremental_decoder.h"
+
+#include <stdexcept>
+
+namespace qkv {
+
+IncrementalDecoder::IncrementalDecoder(TransformerLM model, bool use_kv_cache)
+    : model_(std::move(model)), use_cache_(use_kv_cache), block_size_(model_->config().block_size) {
+  model_->eval();
+}
+
+torch::Tensor IncrementalDecoder::forward(const std::vector<int64_t>& tokens, bool with_cache) {
+  auto device = model_->tok_emb->weight.device();
+  auto idx = torch::tensor(tokens, torch::kLong).unsqueeze(0).to(device);  // (1, T)
+  auto logits = model_(idx, nullptr, with_cache ? &caches_ : nullptr);     // (1, T, V)
+  return logits[0][-1].to(torch::kCPU, torch::kFloat32);
+}
+
+torch::Tensor IncrementalDecoder::feed(const std::vector<int64_t>& tokens) {
+  if (tokens.empty()) throw std::invalid_argument("no tokens to feed the model");
+  torch::NoGradGuard no_grad;
+  for (auto t : tokens) context_.push_back(t);
+  bool slid = false;
+  while (static_cast<int64_t>(context_.size()) > block_size_) {
+    context_.pop_front();
+    slid = true;
+  }
+  const int64_t cached = caches_.empty() ? 0 : caches_[0].length();
+  if (!use_cache_ || slid || cached + static_cast<int64_t>(tokens.size()) > block_size_) {
+    // Whole window from scratch: recomputation mode, or a slide (the cache is rebuilt).
+    if (use_cache_ && cached > 0) ++rebuilds_;
+    caches_.clear();
+    return forward(std::vector<int64_t>(context_.begin(), context_.end()), use_cache_);
+  }
+  return forward(tokens, true);  // only the new positions; keys and values come from the cache
+}
+
+}  // namespace qkv

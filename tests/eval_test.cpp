@@ -1,0 +1,101 @@
+// Perplexity: a uniform model, hand-computed bits per byte, agreement with the training loss,
+// sliding windows that score each token once and never lose by having more context.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "qkv/data/data_preparer.h"
+#include "qkv/eval/perplexity_evaluator.h"
+#include "qkv/train/checkpoint.h"
+#include "qkv/train/trainer.h"
+#include "test_support.h"
+
+namespace {
+
+qkv::TransformerLM model_with(int64_t vocab, int64_t block, uint64_t seed = 3) {
+  torch::manual_seed(seed);
+  qkv::ModelConfig c;
+  c.vocab_size = vocab;
+  c.block_size = block;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.d_model = 16;
+  return qkv::TransformerLM(c);
+}
+
+std::vector<int64_t> random_tokens(int64_t n, int64_t vocab) {
+  auto t = torch::randint(0, vocab, {n}, torch::kLong);
+  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
+}
+
+TEST(Perplexity, UniformModelScoresItsVocabularySize) {
+  const int64_t V = 65;
+  auto model = model_with(V, 16);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.zero_();  // every logit 0: a uniform distribution
+  }
+  auto tokens = random_tokens(100, V);
+  // Char tokens of ASCII text: one byte each; the first is context only, so 99 bytes scored.
+  auto r = qkv::evaluate_perplexity(model, tokens, 99, {});
+  EXPECT_EQ(r.tokens_scored, 99);
+  EXPECT_NEAR(r.perplexity, 65.0, 1e-4);
+  EXPECT_NEAR(r.mean_nll, std::log(65.0), 1e-6);
+  EXPECT_NEAR(r.bits_per_byte, std::log2(65.0), 1e-6);  // 6.0224 bits per character
+  // The same tokens standing for 2 bytes each (say): half the bits per byte.
+  EXPECT_NEAR(qkv::evaluate_perplexity(model, tokens, 198, {}).bits_per_byte, std::log2(65.0) / 2,
+              1e-6);
+}
+
+TEST(Perplexity, DisjointWindowsMatchTheTrainingLossOfTheSameWindows) {
+  const int64_t V = 30, L = 16;
+  auto model = model_with(V, L);
+  model->eval();
+  auto tokens = random_tokens(5 * L + 1, V);
+  auto r = qkv::evaluate_perplexity(model, tokens, 0, {L, 3});
+  ASSERT_EQ(r.tokens_scored, 5 * L);
+  torch::NoGradGuard no_grad;
+  auto all = torch::tensor(tokens, torch::kLong);
+  std::vector<torch::Tensor> xs, ys;
+  for (int64_t w = 0; w < 5; ++w) {
+    xs.push_back(all.narrow(0, w * L, L));
+    ys.push_back(all.narrow(0, w * L + 1, L));
+  }
+  auto loss = qkv::TransformerLMImpl::loss(model(torch::stack(xs)), torch::stack(ys));
+  EXPECT_NEAR(r.mean_nll, loss.item<double>(), 1e-5);
+}
+
+TEST(Perplexity, EveryTokenIsScoredOnceWhateverTheStride) {
+  auto model = model_with(30, 16);
+  auto tokens = random_tokens(123, 30);
+  for (int64_t stride : {1, 3, 8, 15, 16})
+    EXPECT_EQ(qkv::evaluate_perplexity(model, tokens, 0, {stride, 4}).tokens_scored, 122) << stride;
+  EXPECT_THROW(qkv::evaluate_perplexity(model, {5}, 0, {}), std::invalid_argument);
+  EXPECT_THROW(qkv::evaluate_perplexity(model, tokens, 0, {17, 4}), std::invalid_argument);
+}
+
+TEST(Perplexity, MoreContextNeverHurtsATrainedModel) {
+  qkv::testing::TempDir dir("eval_stride");
+  const std::string corpus = qkv::testing::sample_corpus(1000);
+  qkv::testing::write_file(dir / "corpus.txt", corpus);
+  auto config = qkv::testing::tiny_config(
+      dir, {"train.max_steps=600", "train.batch_size=16", "model.d_model=64", "model.dropout=0",
+            "optim.lr=3e-3", "optim.min_lr=3e-4", "eval.every=200", "runtime.threads=2"});
+  qkv::prepare_data(config);
+  qkv::Trainer(config).run();
+  auto ckpt = qkv::Checkpoint::load(dir / "run/best.pt");
+  auto meta = qkv::DatasetMeta::load(config.data.dir);
+  qkv::TokenFile val(meta.val_path(), meta.dtype);
+  std::vector<int64_t> tokens(val.size());
+  val.read(0, val.size(), tokens.data());
+  const int64_t L = ckpt.config.model.block_size;
+  double previous = INFINITY;
+  for (int64_t stride : {L, L / 2, L / 4, int64_t{1}}) {
+    auto r = qkv::evaluate_perplexity(ckpt.model, tokens, 0, {stride, 16});
+    EXPECT_LE(r.perplexity, previous) << "stride " << stride;
+    std::printf("stride %lld ppl %.4f\n", (long long)stride, r.perplexity);
+    previous = r.perplexity;
+  }
+}
+
+}  // namespace

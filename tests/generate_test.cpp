@@ -1,0 +1,145 @@
+// Generation: the KV cache against full recomputation, the sampling filters, seeds, stop strings.
+#include <gtest/gtest.h>
+
+#include "qkv/generate/incremental_decoder.h"
+#include "qkv/generate/text_generator.h"
+#include "qkv/generate/token_sampler.h"
+#include "qkv/tokenizer/char_tokenizer.h"
+
+namespace {
+
+using qkv::TokenSampler;
+
+qkv::TransformerLM random_model(int64_t vocab, int64_t block_size, uint64_t seed = 5) {
+  torch::manual_seed(seed);
+  qkv::ModelConfig c;
+  c.vocab_size = vocab;
+  c.block_size = block_size;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.d_model = 32;
+  qkv::TransformerLM model(c);
+  model->eval();
+  return model;
+}
+
+double max_rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max()).item<double>();
+}
+
+TEST(IncrementalDecoder, CachedLogitsEqualRecomputationAtEveryStepAcrossSlides) {
+  const int64_t block = 16;
+  auto model = random_model(20, block);
+  qkv::IncrementalDecoder cached(model, true), recomputed(model, false);
+  std::vector<int64_t> sequence = {3, 1, 4, 1, 5};
+  auto a = cached.feed(sequence), b = recomputed.feed(sequence);
+  TokenSampler sampler({/*temperature=*/1.0, 0, 1.0, /*seed=*/9});
+  for (int step = 0; step < 100; ++step) {
+    ASSERT_LT(max_rel_diff(a, b), 1e-5) << "step " << step;
+    // Independently of either decoder: the model on the last block_size tokens, from scratch.
+    torch::NoGradGuard no_grad;
+    const auto from = sequence.size() > size_t(block) ? sequence.end() - block : sequence.begin();
+    auto window = torch::tensor(std::vector<int64_t>(from, sequence.end()), torch::kLong);
+    auto direct = model(window.unsqueeze(0))[0][-1];
+    ASSERT_LT(max_rel_diff(a, direct), 1e-5) << "step " << step;
+    const int64_t next = sampler.sample(a);
+    sequence.push_back(next);
+    a = cached.feed({next});
+    b = recomputed.feed({next});
+  }
+  EXPECT_EQ(cached.context().size(), size_t(block));
+  EXPECT_GT(cached.rebuilds(), 80);  // 105 tokens through a 16-token window: it slid every step
+}
+
+TEST(TokenSampler, TopKKeepsExactlyKOfTheLargest) {
+  torch::manual_seed(1);
+  auto logits = torch::randn({50});
+  auto kept = TokenSampler::top_k_filter(logits, 7);
+  auto finite = torch::isfinite(kept);
+  EXPECT_EQ(finite.sum().item<int64_t>(), 7);
+  auto threshold = std::get<0>(logits.topk(7)).min().item<float>();
+  EXPECT_TRUE(torch::equal(finite, logits >= threshold));
+  EXPECT_TRUE(torch::equal(kept.masked_select(finite), logits.masked_select(finite)));
+  EXPECT_TRUE(torch::equal(TokenSampler::top_k_filter(logits, 0), logits));
+}
+
+TEST(TokenSampler, TopPKeepsTheSmallestSetReachingP) {
+  // Probabilities 0.05, 0.5, 0.1, 0.2, 0.15 (shuffled, so order is the filter's job).
+  auto logits = torch::log(torch::tensor({0.05, 0.5, 0.1, 0.2, 0.15}, torch::kFloat32));
+  auto kept = [&](double p) { return torch::isfinite(TokenSampler::top_p_filter(logits, p)); };
+  auto mask = [](std::vector<int> v) { return torch::tensor(v).to(torch::kBool); };
+  EXPECT_TRUE(torch::equal(kept(0.3), mask({0, 1, 0, 0, 0})));  // 0.5 >= 0.3
+  EXPECT_TRUE(torch::equal(kept(0.6), mask({0, 1, 0, 1, 0})));  // 0.5 + 0.2 >= 0.6
+  EXPECT_TRUE(torch::equal(kept(0.8), mask({0, 1, 0, 1, 1})));  // + 0.15 = 0.85
+  EXPECT_TRUE(torch::equal(kept(0.9), mask({0, 1, 1, 1, 1})));  // + 0.1 = 0.95
+  EXPECT_TRUE(torch::equal(kept(1.0), mask({1, 1, 1, 1, 1})));
+  // Composed after top-k 2, p = 0.9 cannot add back what top-k removed.
+  auto both = TokenSampler::top_p_filter(TokenSampler::top_k_filter(logits, 2), 0.9);
+  EXPECT_TRUE(torch::equal(torch::isfinite(both), mask({0, 1, 0, 1, 0})));
+}
+
+TEST(TokenSampler, TemperatureZeroIsArgmaxAndSamplesFollowTheFilters) {
+  torch::manual_seed(2);
+  TokenSampler greedy({0.0, 0, 1.0, 1});
+  for (int i = 0; i < 20; ++i) {
+    auto logits = torch::randn({30});
+    EXPECT_EQ(greedy.sample(logits), logits.argmax().item<int64_t>());
+  }
+  auto logits = torch::randn({30});
+  auto top3 = std::get<1>(logits.topk(3));
+  TokenSampler k3({1.5, 3, 1.0, 4});
+  for (int i = 0; i < 200; ++i) {
+    auto id = k3.sample(logits);
+    EXPECT_TRUE((top3 == id).any().item<bool>()) << id;
+  }
+}
+
+TEST(TokenSampler, InvalidOptionsAreClearErrors) {
+  EXPECT_THROW(TokenSampler({-0.5, 0, 1.0, 1}), std::invalid_argument);
+  EXPECT_THROW(TokenSampler({1.0, -1, 1.0, 1}), std::invalid_argument);
+  EXPECT_THROW(TokenSampler({1.0, 0, 0.0, 1}), std::invalid_argument);
+  EXPECT_THROW(TokenSampler({1.0, 0, 1.5, 1}), std::invalid_argument);
+  qkv::GenerationOptions o;
+  o.max_new_tokens = 0;
+  EXPECT_THROW(o.validate(), std::invalid_argument);
+}
+
+TEST(TextGenerator, SameSeedSameTextDifferentSeedDifferentText) {
+  qkv::CharTokenizer tok("\n abcdefghijklmnopqrstuvwxyz");
+  auto model = random_model(tok.vocab_size(), 32);
+  qkv::TextGenerator gen(model, tok);
+  qkv::GenerationOptions o;
+  o.max_new_tokens = 60;  // past the 32-token context
+  o.sampling.seed = 11;
+  auto prompt = tok.encode("the bank");
+  auto first = gen.generate(prompt, o), second = gen.generate(prompt, o);
+  EXPECT_EQ(first.text, second.text);
+  EXPECT_EQ(first.tokens.size(), 60u);
+  o.sampling.seed = 12;
+  EXPECT_NE(gen.generate(prompt, o).text, first.text);
+  // With and without the cache, greedy decoding gives the same text.
+  o.sampling.temperature = 0;
+  auto with_cache = gen.generate(prompt, o);
+  o.use_kv_cache = false;
+  EXPECT_EQ(gen.generate(prompt, o).text, with_cache.text);
+}
+
+TEST(TextGenerator, StopsBeforeAStopStringAndStreamsEverythingElse) {
+  qkv::CharTokenizer tok("\n abcdefghijklmnopqrstuvwxyz");
+  auto model = random_model(tok.vocab_size(), 32, 8);
+  qkv::TextGenerator gen(model, tok);
+  qkv::GenerationOptions o;
+  o.max_new_tokens = 40;
+  o.sampling.seed = 3;
+  auto full = gen.generate({}, o);  // empty prompt: starts from the start token (newline)
+  ASSERT_EQ(full.text.size(), 40u);
+  const std::string stop = full.text.substr(10, 2);
+  o.stop = {stop};
+  std::string streamed;
+  auto cut = gen.generate({}, o, [&](const std::string& piece) { streamed += piece; });
+  EXPECT_TRUE(cut.stopped);
+  EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
+  EXPECT_EQ(streamed, cut.text);
+}
+
+}  // namespace
