@@ -74,7 +74,7 @@ TEST(Perplexity, EveryTokenIsScoredOnceWhateverTheStride) {
   EXPECT_THROW(qkv::evaluate_perplexity(model, tokens, 0, {17, 4}), std::invalid_argument);
 }
 
-TEST(Perplexity, MoreContextNeverHurtsATrainedModel) {
+TEST(Perplexity, SmallerStridesBeatDisjointWindowsOnATrainedModel) {
   qkv::testing::TempDir dir("eval_stride");
   const std::string corpus = qkv::testing::sample_corpus(1000);
   qkv::testing::write_file(dir / "corpus.txt", corpus);
@@ -89,13 +89,17 @@ TEST(Perplexity, MoreContextNeverHurtsATrainedModel) {
   std::vector<int64_t> tokens(val.size());
   val.read(0, val.size(), tokens.data());
   const int64_t L = ckpt.config.model.block_size;
-  double previous = INFINITY;
-  for (int64_t stride : {L, L / 2, L / 4, int64_t{1}}) {
-    auto r = qkv::evaluate_perplexity(ckpt.model, tokens, 0, {stride, 16});
-    EXPECT_LE(r.perplexity, previous) << "stride " << stride;
-    std::printf("stride %lld ppl %.4f\n", (long long)stride, r.perplexity);
-    previous = r.perplexity;
-  }
+  // Disjoint windows give the first tokens of each window almost no context; any smaller stride
+  // gives every token at least L - stride. So every smaller stride must score better than L, and
+  // halving the stride clearly so. (Between small strides the order is not guaranteed: the
+  // model's last positions need not be its best. On Shakespeare, model of 2000 steps, strides
+  // 64/32/16/8 gave perplexity 6.51/6.33/6.34/6.35.)
+  const double disjoint = qkv::evaluate_perplexity(ckpt.model, tokens, 0, {L, 16}).perplexity;
+  const double half = qkv::evaluate_perplexity(ckpt.model, tokens, 0, {L / 2, 16}).perplexity;
+  EXPECT_LT(half, disjoint * 0.95);
+  for (int64_t stride : {L - 1, L / 4, int64_t{1}})
+    EXPECT_LT(qkv::evaluate_perplexity(ckpt.model, tokens, 0, {stride, 16}).perplexity, disjoint)
+        << "stride " << stride;
 }
 
 }  // namespace

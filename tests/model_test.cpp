@@ -130,8 +130,11 @@ TEST(TransformerLM, ParameterCountMatchesClosedForm) {
   c.positional_encoding = qkv::PositionalEncodingKind::kLearned;
   c.n_layer = 3;
   configs.push_back(c);
-  ModelConfig d;  // 4 layers, 128 channels, vocab 65: the Shakespeare char model
+  ModelConfig d;  // 4 layers, 128 channels, vocab 65: the Shakespeare char model, tied
+  d.tie_weights = true;
   configs.push_back(d);
+  ModelConfig e;  // the same, untied (the default)
+  configs.push_back(e);
   for (const auto& cfg : configs) {
     TransformerLM model(cfg);
     int64_t counted = 0;
@@ -144,7 +147,9 @@ TEST(TransformerLM, ParameterCountMatchesClosedForm) {
 }
 
 TEST(TransformerLM, TiedHeadSharesStorageWithTheEmbedding) {
-  TransformerLM tied(small_config());
+  ModelConfig t = small_config();
+  t.tie_weights = true;
+  TransformerLM tied(t);
   EXPECT_EQ(tied->lm_head_weight().data_ptr(), tied->tok_emb->weight.data_ptr());
   ModelConfig c = small_config();
   c.tie_weights = false;

@@ -1,7 +1,6 @@
 #include "qkv/model/token_embedding.h"
 
 #include <cmath>
-#include <cstdlib>
 
 #include <torch/nn/init.h>
 
@@ -9,8 +8,6 @@ namespace qkv {
 
 TokenEmbeddingImpl::TokenEmbeddingImpl(int64_t vocab_size, int64_t d_model)
     : scale(std::sqrt(static_cast<double>(d_model))) {
-  if (const char* e = std::getenv("QKV_EMB_SCALE"))
-    scale = std::atof(e) * (std::atof(e) < 0 ? -1 : scale);  // TEMP experiment
   weight = register_parameter("weight", torch::empty({vocab_size, d_model}));
   torch::nn::init::normal_(weight, 0.0, 0.02);
 }

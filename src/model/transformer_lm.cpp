@@ -1,7 +1,6 @@
 #include "qkv/model/transformer_lm.h"
 
 #include <cmath>
-#include <cstdlib>
 #include <stdexcept>
 
 namespace qkv {
