@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "qkv/data/data_preparer.h"
 #include "qkv/eval/perplexity_evaluator.h"
@@ -12,15 +16,8 @@
 
 namespace {
 
-qkv::TransformerLM model_with(int64_t vocab, int64_t block, uint64_t seed = 3) {
-  torch::manual_seed(seed);
-  qkv::ModelConfig c;
-  c.vocab_size = vocab;
-  c.block_size = block;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.d_model = 16;
-  return qkv::TransformerLM(c);
+qkv::TransformerLM model_with(int64_t vocab, int64_t block) {
+  return qkv::testing::random_model(vocab, block, 16, 3);
 }
 
 std::vector<int64_t> random_tokens(int64_t n, int64_t vocab) {
@@ -50,7 +47,6 @@ TEST(Perplexity, UniformModelScoresItsVocabularySize) {
 TEST(Perplexity, DisjointWindowsMatchTheTrainingLossOfTheSameWindows) {
   const int64_t V = 30, L = 16;
   auto model = model_with(V, L);
-  model->eval();
   auto tokens = random_tokens(5 * L + 1, V);
   auto r = qkv::evaluate_perplexity(model, tokens, 0, {L, 3});
   ASSERT_EQ(r.tokens_scored, 5 * L);
@@ -101,5 +97,52 @@ TEST(Perplexity, SmallerStridesBeatDisjointWindowsOnATrainedModel) {
     EXPECT_LT(qkv::evaluate_perplexity(ckpt.model, tokens, 0, {stride, 16}).perplexity, disjoint)
         << "stride " << stride;
 }
+
+}  // namespace
+
+namespace {
+
+// PyTorch (Debian's python3-torch) runs bench/reference.py, an independent implementation of the
+// same architecture, on a qkv checkpoint: its logits must match qkv's.
+class ReferenceCheck : public ::testing::TestWithParam<std::vector<std::string>> {};
+
+TEST_P(ReferenceCheck, LogitsMatchPyTorchEager) {
+  const char* env = std::getenv("QKV_PYTHON");
+  const std::string python = env ? env : "/usr/bin/python3";
+  if (std::system((python + " -c 'import torch' > /dev/null 2>&1").c_str()) != 0)
+    GTEST_SKIP() << python << " has no torch (install python3-torch): reference check skipped";
+  qkv::testing::TempDir dir("reference");
+  qkv::testing::write_file(dir / "corpus.txt", qkv::testing::sample_corpus(200));
+  auto overrides = GetParam();
+  overrides.push_back("train.max_steps=5");
+  auto config = qkv::testing::tiny_config(dir, overrides);
+  qkv::prepare_data(config);
+  qkv::Trainer(config).run();  // trained a little, so no weight is still at its initial value
+  auto ckpt = qkv::Checkpoint::load(dir / "run/last.pt");
+  const int64_t V = ckpt.config.model.vocab_size, T = ckpt.config.model.block_size;
+  auto idx = torch::empty({2, T}, torch::kLong);
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t t = 0; t < T; ++t) idx[b][t] = (7 * b + 3 * t + 1) % V;
+  torch::NoGradGuard no_grad;
+  ckpt.model->eval();
+  auto ours = ckpt.model(idx);
+
+  const std::string out = dir / "reference.json";
+  const std::string cmd = python + " " + QKV_SOURCE_DIR + "/bench/reference.py logits " +
+                          (dir / "run/last.pt") + " > " + out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(out);
+  auto j = nlohmann::json::parse(in);
+  auto values = j["logits"].get<std::vector<float>>();
+  auto theirs = torch::tensor(values).reshape(ours.sizes());
+  const double rel = ((ours - theirs).abs().max() / theirs.abs().max()).item<double>();
+  EXPECT_LT(rel, 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, ReferenceCheck,
+                         ::testing::Values(std::vector<std::string>{},
+                                           std::vector<std::string>{
+                                               "model.bias=false", "model.tie_weights=true",
+                                               "model.positional_encoding=learned"}));
 
 }  // namespace

@@ -5,22 +5,14 @@
 #include "qkv/generate/text_generator.h"
 #include "qkv/generate/token_sampler.h"
 #include "qkv/tokenizer/char_tokenizer.h"
+#include "test_support.h"
 
 namespace {
 
 using qkv::TokenSampler;
 
 qkv::TransformerLM random_model(int64_t vocab, int64_t block_size, uint64_t seed = 5) {
-  torch::manual_seed(seed);
-  qkv::ModelConfig c;
-  c.vocab_size = vocab;
-  c.block_size = block_size;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.d_model = 32;
-  qkv::TransformerLM model(c);
-  model->eval();
-  return model;
+  return qkv::testing::random_model(vocab, block_size, 32, seed);
 }
 
 double max_rel_diff(const torch::Tensor& a, const torch::Tensor& b) {

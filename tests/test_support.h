@@ -6,6 +6,7 @@
 #include <string>
 
 #include "qkv/config/config.h"
+#include "qkv/model/transformer_lm.h"
 
 namespace qkv::testing {
 
@@ -55,6 +56,21 @@ inline Config tiny_config(const TempDir& dir, std::vector<std::string> overrides
                    {"data.files=" + (dir / "corpus.txt"), "data.dir=" + (dir / "data"),
                     "train.out_dir=" + (dir / "run")});
   return Config::load(std::string(QKV_SOURCE_DIR) + "/configs/tiny.yaml", overrides);
+}
+
+// A 2-layer, 2-head model with random weights from `seed`, in eval mode.
+inline TransformerLM random_model(int64_t vocab, int64_t block_size, int64_t d_model,
+                                  uint64_t seed) {
+  torch::manual_seed(seed);
+  ModelConfig c;
+  c.vocab_size = vocab;
+  c.block_size = block_size;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.d_model = d_model;
+  TransformerLM model(c);
+  model->eval();
+  return model;
 }
 
 }  // namespace qkv::testing

@@ -126,6 +126,7 @@ struct Trainer::Impl {
     }
     log = std::make_shared<spdlog::logger>("train", sinks.begin(), sinks.end());
     log->set_level(spdlog::default_logger()->level());
+    log->flush_on(spdlog::level::info);  // train.log stays current for `tail -f`
   }
 
   void build_optimizer() {
