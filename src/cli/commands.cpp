@@ -63,10 +63,11 @@ PrepareResult prepare_with_progress(const Config& config) {
 
 }  // namespace
 
-void start_runtime(int threads) {
+RuntimeInfo start_runtime(int threads) {
   auto info = configure_runtime(threads);
   spdlog::info("qkv {} | LibTorch {} | BLAS: {} | threads: LibTorch {}, BLAS {}", QKV_VERSION,
                TORCH_VERSION, info.blas, info.threads, info.blas_threads);
+  return info;
 }
 
 int run_prepare(const PrepareArgs& args) {

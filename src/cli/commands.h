@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "qkv/runtime/runtime_setup.h"
+
 namespace qkv::cli {
 
 struct PrepareArgs {
@@ -43,12 +45,23 @@ struct EvalArgs {
   int threads = 0;
 };
 
+struct BenchArgs {
+  std::string config = "configs/shakespeare_char.yaml";
+  std::vector<std::string> overrides;
+  int64_t steps = 20;
+  int64_t warmup = 3;
+  bool json = false;
+  bool no_generation = false;
+};
+
 int run_prepare(const PrepareArgs& args);
+int run_bench(const BenchArgs& args);
 int run_generate(const GenerateArgs& args);
 int run_eval(const EvalArgs& args);
 int run_train(const TrainArgs& args);
 
-// Logs the version, LibTorch version, BLAS and thread count; sets threads from `threads`.
-void start_runtime(int threads);
+// Sets threads from `threads` (0 = every core) and logs the version, LibTorch version, BLAS
+// and thread counts.
+RuntimeInfo start_runtime(int threads);
 
 }  // namespace qkv::cli

@@ -75,6 +75,16 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--device", ev.device, "auto, cpu or cuda")->capture_default_str();
   eval_cmd->add_option("--threads", ev.threads, "Threads; 0 = every core")->capture_default_str();
 
+  qkv::cli::BenchArgs bench;
+  auto* bench_cmd =
+      app.add_subcommand("bench", "Measure training, generation and evaluation speed");
+  bench_cmd->add_option("config", bench.config, "YAML config file")->capture_default_str();
+  bench_cmd->add_option("--set", bench.overrides, "Override a key: section.key=value");
+  bench_cmd->add_option("--steps", bench.steps, "Measured training steps")->capture_default_str();
+  bench_cmd->add_option("--warmup", bench.warmup, "Unmeasured steps first")->capture_default_str();
+  bench_cmd->add_flag("--json", bench.json, "Print one JSON object");
+  bench_cmd->add_flag("--no-generation", bench.no_generation, "Skip generation and evaluation");
+
   CLI11_PARSE(app, argc, argv);
   if (verbose) spdlog::set_level(spdlog::level::debug);
 
@@ -82,6 +92,10 @@ int main(int argc, char** argv) {
     if (*prepare_cmd) return qkv::cli::run_prepare(prepare);
     if (*gen_cmd) return qkv::cli::run_generate(gen);
     if (*eval_cmd) return qkv::cli::run_eval(ev);
+    if (*bench_cmd) {
+      if (bench.steps <= 0) throw std::invalid_argument("--steps must be positive");
+      return qkv::cli::run_bench(bench);
+    }
     if (*train_cmd) {
       if (train.config.empty() && train.resume.empty()) {
         spdlog::error("train: give a config file, or --resume RUN_DIR");

@@ -1,10 +1,8 @@
 #include "qkv/train/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/autocast_mode.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,10 +13,12 @@
 
 #include "qkv/data/batch_sampler.h"
 #include "qkv/data/data_preparer.h"
+#include "qkv/runtime/autocast_scope.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/lr_schedule.h"
+#include "qkv/train/optimizer_setup.h"
 
 namespace qkv {
 
@@ -26,34 +26,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-// bf16 compute for matrix products (fp32 master weights and optimizer state) through LibTorch's
-// CPU autocast; the API was renamed in 2.4.
-class AutocastScope {
- public:
-  explicit AutocastScope(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCPU, true);
-#else
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
-#endif
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCPU, false);
-#else
-    at::autocast::set_cpu_enabled(false);
-#endif
-    at::autocast::clear_cache();
-  }
-
- private:
-  bool enabled_;
-};
 
 torch::Tensor cpu_rng_state() {
   auto gen = at::detail::getDefaultCPUGenerator();
@@ -129,20 +101,7 @@ struct Trainer::Impl {
     log->flush_on(spdlog::level::info);  // train.log stays current for `tail -f`
   }
 
-  void build_optimizer() {
-    // Weight decay shrinks matrices (embeddings, projections) only: decaying biases and norm
-    // gains toward zero only fights the normalisation.
-    std::vector<torch::Tensor> decay, no_decay;
-    for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
-    const auto& o = config.optim;
-    auto base = torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps);
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                   torch::optim::AdamWOptions(base).weight_decay(o.weight_decay)));
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
-                                      torch::optim::AdamWOptions(base).weight_decay(0.0)));
-    optimizer = std::make_unique<torch::optim::AdamW>(groups, base);
-  }
+  void build_optimizer() { optimizer = make_adamw(model, config.optim); }
 
   LrSchedule schedule() const {
     const auto& o = config.optim;
@@ -299,8 +258,7 @@ TrainResult Trainer::run() {
   while (m.state.step < max_steps) {
     const auto t0 = Clock::now();
     const double lr = schedule.at(m.state.step);
-    for (auto& group : m.optimizer->param_groups())
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    set_learning_rate(*m.optimizer, lr);
 
     double loss_sum = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {

@@ -1,0 +1,175 @@
+#include "qkv/bench/training_benchmark.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "qkv/eval/perplexity_evaluator.h"
+#include "qkv/generate/incremental_decoder.h"
+#include "qkv/model/transformer_lm.h"
+#include "qkv/runtime/autocast_scope.h"
+#include "qkv/runtime/runtime_setup.h"
+#include "qkv/train/optimizer_setup.h"
+
+namespace qkv {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
+
+// A stopwatch that waits for the device first, so GPU work is charged where it is queued.
+class Stopwatch {
+ public:
+  explicit Stopwatch(bool cuda) : cuda_(cuda) { restart(); }
+  void restart() {
+    sync();
+    start_ = Clock::now();
+  }
+  double lap_ms() {
+    sync();
+    auto now = Clock::now();
+    double ms = std::chrono::duration<double, std::milli>(now - start_).count();
+    start_ = now;
+    return ms;
+  }
+
+ private:
+  void sync() {
+    if (cuda_) torch::cuda::synchronize();
+  }
+  bool cuda_;
+  Clock::time_point start_;
+};
+
+double matmul_gflops(int64_t n, torch::ScalarType dtype, const torch::Device& device) {
+  auto opts = torch::TensorOptions().dtype(dtype).device(device);
+  auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  Stopwatch watch(device.is_cuda());
+  std::vector<double> times;
+  for (int i = 0; i < 6; ++i) {
+    watch.restart();
+    auto c = torch::mm(a, b);
+    double ms = watch.lap_ms();
+    if (i > 0) times.push_back(ms);  // the first call pays for thread start-up and packing
+  }
+  return 2.0 * double(n) * n * n / (median(times) / 1000.0) / 1e9;
+}
+
+double generation_tokens_per_s(TransformerLM& model, bool use_cache) {
+  // From one token to a full context: the regime where the cache matters.
+  IncrementalDecoder decoder(model, use_cache);
+  const int64_t steps = model->config().block_size - 1;
+  auto start = Clock::now();
+  auto logits = decoder.feed({0});
+  for (int64_t i = 0; i < steps; ++i) logits = decoder.feed({logits.argmax().item<int64_t>()});
+  double s = std::chrono::duration<double>(Clock::now() - start).count();
+  return double(steps) / s;
+}
+
+}  // namespace
+
+double training_flops_per_step(const ModelConfig& m, int64_t batch_size) {
+  const double C = double(m.d_model), F = double(m.ffn_dim()), V = double(m.vocab_size);
+  const double T = double(m.block_size), L = double(m.n_layer);
+  const double per_token_forward = 2.0 * (L * (4 * C * C + 2 * C * F) + C * V)  // weights
+                                   + L * 2.0 * (2.0 * T * C);                   // QK^T and AV
+  return 3.0 * per_token_forward * double(batch_size) * T;
+}
+
+BenchmarkReport run_benchmark(const Config& config, const BenchmarkOptions& options) {
+  BenchmarkReport r;
+  const auto device = torch::Device(resolve_device(config.runtime.device));
+  const bool cuda = device.is_cuda();
+  const bool bf16 = config.runtime.dtype == "bf16";
+  ModelConfig mc = config.model;
+  if (mc.vocab_size <= 0) mc.vocab_size = 65;
+  r.device = device.str();
+  r.dtype = config.runtime.dtype;
+  r.batch_size = config.train.batch_size;
+  r.block_size = mc.block_size;
+
+  r.matmul_fp32_gflops = matmul_gflops(options.matmul_size, torch::kFloat32, device);
+  r.matmul_bf16_gflops = matmul_gflops(options.matmul_size, torch::kBFloat16, device);
+
+  torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));
+  TransformerLM model(mc);
+  model->to(device);
+  model->train();
+  for (auto& p : model->parameters()) r.parameters += p.numel();
+  auto optimizer = make_adamw(model, config.optim);
+  auto params = model->parameters();
+  const int64_t B = config.train.batch_size, T = mc.block_size;
+
+  // One step, staged by hand through the model's own modules so each part can be timed.
+  std::vector<double> total, emb, att, ffn, head, back, opt;
+  for (int64_t step = 0; step < options.warmup + options.steps; ++step) {
+    auto x = torch::randint(0, mc.vocab_size, {B, T}, torch::kLong).to(device);
+    auto y = torch::randint(0, mc.vocab_size, {B, T}, torch::kLong).to(device);
+    Stopwatch watch(cuda);
+    StepBreakdown s;
+    torch::Tensor loss;
+    {
+      AutocastScope autocast(bf16);
+      auto h = model->tok_emb(x);
+      h = h +
+          (model->pos_enc ? model->pos_enc(T, 0) : model->pos_emb(torch::arange(T, x.options())));
+      h = model->drop(h);
+      s.embedding = watch.lap_ms();
+      for (auto& module : *model->blocks) {
+        auto* block = module->as<TransformerBlockImpl>();
+        h = h + block->attn(block->ln1(h));
+        s.attention += watch.lap_ms();
+        h = h + block->ffn(block->ln2(h));
+        s.feed_forward += watch.lap_ms();
+      }
+      auto logits = torch::linear(model->ln_f(h), model->lm_head_weight());
+      loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), y);
+      s.head_and_loss = watch.lap_ms();
+    }
+    loss.backward();
+    s.backward = watch.lap_ms();
+    torch::nn::utils::clip_grad_norm_(params,
+                                      config.train.grad_clip > 0 ? config.train.grad_clip : 1.0);
+    optimizer->step();
+    for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    s.optimizer = watch.lap_ms();
+    if (step < options.warmup) continue;
+    emb.push_back(s.embedding);
+    att.push_back(s.attention);
+    ffn.push_back(s.feed_forward);
+    head.push_back(s.head_and_loss);
+    back.push_back(s.backward);
+    opt.push_back(s.optimizer);
+    total.push_back(s.embedding + s.attention + s.feed_forward + s.head_and_loss + s.backward +
+                    s.optimizer);
+  }
+  r.breakdown = {median(emb), median(att), median(ffn), median(head), median(back), median(opt)};
+  r.step_ms = median(total);
+  r.tokens_per_s = double(B * T) / (r.step_ms / 1000.0);
+  r.flops_per_step = training_flops_per_step(mc, B);
+  r.achieved_gflops = r.flops_per_step / (r.step_ms / 1000.0) / 1e9;
+  r.mfu = r.achieved_gflops / (bf16 ? r.matmul_bf16_gflops : r.matmul_fp32_gflops);
+
+  if (options.generation) {
+    model->eval();
+    r.generate_cached_tokens_per_s = generation_tokens_per_s(model, true);
+    r.generate_uncached_tokens_per_s = generation_tokens_per_s(model, false);
+    auto tokens = torch::randint(0, mc.vocab_size, {32 * T + 1}, torch::kLong);
+    std::vector<int64_t> ids(tokens.data_ptr<int64_t>(),
+                             tokens.data_ptr<int64_t>() + tokens.numel());
+    r.eval_tokens_per_s = evaluate_perplexity(model, ids, 0, {0, 8}).tokens_per_s;
+  }
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  r.peak_rss_mb = double(usage.ru_maxrss) / 1024.0;
+  return r;
+}
+
+}  // namespace qkv
