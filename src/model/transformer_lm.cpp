@@ -55,7 +55,10 @@ torch::Tensor TransformerLMImpl::forward(const torch::Tensor& idx, ForwardCaptur
     throw std::invalid_argument("sequence of " + std::to_string(past + T) +
                                 " tokens exceeds the model's context length (block_size " +
                                 std::to_string(config_.block_size) + ")");
-  if (caches && caches->empty()) caches->resize(config_.n_layer);
+  if (caches && caches->empty()) {
+    caches->resize(config_.n_layer);
+    for (auto& c : *caches) c.capacity = config_.block_size;
+  }
 
   auto tok = tok_emb(idx);  // (B, T, C)
   auto pos =

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <malloc.h>
 
 #include <climits>
 #include <cstdlib>
@@ -43,6 +44,11 @@ int hardware_cores() {
 
 RuntimeInfo configure_runtime(int threads) {
   RuntimeInfo info;
+  // glibc serves blocks above 128 KiB-32 MiB with fresh mmaps and returns them on free, so every
+  // step's activations page-faulted in anew: the large Shakespeare config spent 2 of its 3.4
+  // minutes of benchmark in the kernel. Keeping freed memory in the heap ends that.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   const int wanted = threads > 0 ? threads : hardware_cores();
   using SetThreads = void (*)(int);
   using GetThreads = int (*)();
