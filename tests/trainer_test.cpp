@@ -13,6 +13,7 @@
 #include "qkv/data/data_preparer.h"
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/lr_schedule.h"
+#include "qkv/train/optimizer_setup.h"
 #include "qkv/train/trainer.h"
 #include "test_support.h"
 
@@ -168,6 +169,38 @@ TEST(CommandLine, SigtermFinishesTheStepWritesACheckpointAndExitsZero) {
   auto resumed =
       qkv::Trainer::resume(run, {"train.max_steps=" + std::to_string(ckpt.state.step + 2)});
   EXPECT_EQ(resumed->run().final_step, ckpt.state.step + 2);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Trainer, NonFiniteLossStopsWithAClearErrorAndKeepsTheLastCheckpoint) {
+  TempDir dir("nan");
+  auto config = prepared_tiny(dir, {"train.max_steps=4"});
+  qkv::Trainer(config).run();
+  // Poison one weight of the stored run so the next step's loss cannot be a number.
+  auto ckpt = qkv::Checkpoint::load(dir / "run/last.pt");
+  {
+    torch::NoGradGuard no_grad;
+    ckpt.model->tok_emb->weight.fill_(NAN);
+  }
+  auto optimizer = qkv::make_adamw(ckpt.model, ckpt.config.optim);
+  qkv::CheckpointWriter::write(dir / "run/last.pt", ckpt.model, optimizer.get(), ckpt.config,
+                               *ckpt.tokenizer, ckpt.state);
+  const auto before = std::filesystem::last_write_time(dir / "run/last.pt");
+  const auto size = std::filesystem::file_size(dir / "run/last.pt");
+  auto trainer = qkv::Trainer::resume(dir / "run", {"train.max_steps=8"});
+  try {
+    trainer->run();
+    FAIL() << "a NaN loss did not stop training";
+  } catch (const qkv::TrainingDiverged& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("loss became nan at step 5", 0), 0u)
+        << "[" << e.what() << "]";
+  }
+  EXPECT_EQ(std::filesystem::last_write_time(dir / "run/last.pt"), before);
+  EXPECT_EQ(std::filesystem::file_size(dir / "run/last.pt"), size);
+  EXPECT_NO_THROW(qkv::Checkpoint::load(dir / "run/last.pt"));
 }
 
 }  // namespace

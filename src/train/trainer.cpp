@@ -275,7 +275,8 @@ TrainResult Trainer::run() {
     const double loss = loss_sum / double(accum);
     if (!std::isfinite(loss)) {
       m.progress.clear();
-      throw TrainingDiverged("loss became " + std::to_string(loss) + " at step " +
+      const std::string value = std::isnan(loss) ? "nan" : (loss > 0 ? "inf" : "-inf");
+      throw TrainingDiverged("loss became " + value + " at step " +
                              std::to_string(m.state.step + 1) +
                              "; training stopped without saving (lower optim.lr?); the last good "
                              "checkpoint in " +
