@@ -90,6 +90,9 @@ TEST(Trainer, RefusesToOverwriteAnExistingRun) {
   auto config = prepared_tiny(dir, {"train.max_steps=2"});
   qkv::Trainer(config).run();
   EXPECT_THROW(qkv::Trainer{config}, std::invalid_argument);
+  // Nor does a resume take model keys: the stored weights fix the model.
+  EXPECT_THROW(qkv::Trainer::resume(dir / "run", {"model.dropout=0.3"}), std::invalid_argument);
+  EXPECT_NO_THROW(qkv::Trainer::resume(dir / "run", {"train.max_steps=3"}));
 }
 
 TEST(Checkpoint, HoldsEverythingToRebuildTheModelWithoutTheConfig) {

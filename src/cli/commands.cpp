@@ -7,13 +7,12 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "qkv/config/config.h"
 #include "qkv/data/data_preparer.h"
+#include "qkv/data/file_bytes.h"
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/generate/text_generator.h"
 #include "qkv/runtime/progress_line.h"
@@ -104,10 +103,6 @@ int run_train(const TrainArgs& args) {
   return 0;
 }
 
-}  // namespace qkv::cli
-
-namespace qkv::cli {
-
 namespace {
 
 Checkpoint load_for_inference(const std::string& path, const std::string& device, int threads) {
@@ -118,14 +113,6 @@ Checkpoint load_for_inference(const std::string& path, const std::string& device
   spdlog::info("loaded {} (step {}, {} tokenizer, vocab {})", ckpt.path, ckpt.state.step,
                ckpt.tokenizer->kind(), ckpt.tokenizer->vocab_size());
   return ckpt;
-}
-
-std::string read_text_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::invalid_argument(std::string(what) + " " + path + " cannot be read");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -145,7 +132,7 @@ int run_generate(const GenerateArgs& args) {
 
   auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
   const std::string prompt =
-      args.prompt_file.empty() ? args.prompt : read_text_file(args.prompt_file, "prompt file");
+      args.prompt_file.empty() ? args.prompt : read_file_bytes(args.prompt_file);
   std::vector<int32_t> ids;
   try {
     ids = ckpt.tokenizer->encode(prompt);
@@ -202,7 +189,7 @@ int run_eval(const EvalArgs& args) {
     const auto name = std::filesystem::path(args.data).filename().string();
     bytes = name == "train.bin" ? meta.train_bytes : name == "val.bin" ? meta.val_bytes : 0;
   } else {
-    const std::string text = read_text_file(args.data, "--data");
+    const std::string text = read_file_bytes(args.data);
     if (text.empty()) throw std::invalid_argument("--data " + args.data + " is empty");
     try {
       auto ids = ckpt.tokenizer->encode(text);

@@ -4,12 +4,11 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
+#include "qkv/data/file_bytes.h"
 #include "qkv/tokenizer/sentencepiece_plugin_api.h"
 
 namespace qkv {
@@ -84,14 +83,6 @@ const Plugin& plugin() {
   return p;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 std::string sentencepiece_plugin_path() {
@@ -163,13 +154,13 @@ SentencePieceTokenizer SentencePieceTokenizer::train(const SentencePieceTrainOpt
   if (plugin().train(keys.data(), values.data(), static_cast<int>(keys.size()), err, sizeof err) !=
       0)
     throw std::runtime_error(std::string("SentencePiece training failed: ") + err);
-  return SentencePieceTokenizer(read_file(prefix + ".model"));
+  return SentencePieceTokenizer(read_file_bytes(prefix + ".model"));
 }
 
 SentencePieceTokenizer SentencePieceTokenizer::load_model_file(const std::string& path) {
   if (!std::filesystem::exists(path))
     throw std::invalid_argument("SentencePiece model file not found: " + path);
-  return SentencePieceTokenizer(read_file(path));
+  return SentencePieceTokenizer(read_file_bytes(path));
 }
 
 std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const {

@@ -6,11 +6,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include <torch/serialize/output-archive.h>
+
+#include "qkv/data/file_bytes.h"
 
 namespace qkv {
 
@@ -116,13 +117,7 @@ std::string Checkpoint::resolve(const std::string& p) {
 Checkpoint Checkpoint::load(const std::string& file_or_dir) {
   Checkpoint c;
   c.path = resolve(file_or_dir);
-  std::string bytes;
-  {
-    std::ifstream in(c.path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    bytes = ss.str();
-  }
+  const std::string bytes = read_file_bytes(c.path);
   c.archive_ = std::make_shared<torch::serialize::InputArchive>();
   json meta;
   try {

@@ -74,10 +74,9 @@ struct Trainer::Impl {
 
   bool writer() const { return options.rank == 0; }
 
-  void setup_common() {
+  void setup_common(const DatasetMeta& meta) {
     run_dir = config.train.out_dir;
     device = torch::Device(resolve_device(config.runtime.device));
-    const auto meta = DatasetMeta::load(config.data.dir);
     train_tokens = std::make_shared<TokenFile>(meta.train_path(), meta.dtype);
     val_tokens = std::make_shared<TokenFile>(meta.val_path(), meta.dtype);
     if (tokenizer->vocab_size() != meta.vocab_size)
@@ -169,7 +168,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options) : impl_(std::make
                                   name + ": continue it with `qkv train --resume " +
                                   config.train.out_dir +
                                   "` or start a new one with --set train.out_dir=DIR");
-  m.setup_common();
+  m.setup_common(meta);
   torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));
   m.model = TransformerLM(m.config.model);
   m.model->to(m.device);
@@ -189,17 +188,18 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
   auto impl = std::make_unique<Impl>();
   auto& m = *impl;
   m.config = ckpt.config;
-  for (const auto& o : overrides) m.config.apply_override(o);
-  if (m.config.model.n_layer != ckpt.config.model.n_layer ||
-      m.config.model.d_model != ckpt.config.model.d_model ||
-      m.config.model.n_head != ckpt.config.model.n_head ||
-      m.config.model.block_size != ckpt.config.model.block_size)
-    throw std::invalid_argument("--set cannot change the model's shape when resuming");
+  for (const auto& o : overrides) {
+    // The stored weights were built from the stored model section; a changed key there would be
+    // written to config.yaml but not take effect.
+    if (o.rfind("model.", 0) == 0)
+      throw std::invalid_argument("--set " + o + ": model keys cannot change when resuming");
+    m.config.apply_override(o);
+  }
   m.config.train.out_dir = run_dir;
   m.config.validate();
   m.options = options;
   m.tokenizer = std::move(ckpt.tokenizer);
-  m.setup_common();
+  m.setup_common(DatasetMeta::load(m.config.data.dir));
   m.model = ckpt.model;
   m.model->to(m.device);
   m.build_optimizer();
