@@ -13,7 +13,10 @@ packages=(
   libopenblas-dev
   libsentencepiece-dev     # tokenizer (loaded as a plugin: see src/plugin/)
   libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
+  libcairo2-dev            # draws heatmaps and charts (PNG, SVG)
+  fonts-dejavu-core        # the plots' font; has the symbols that label space and newline tokens
   libgtest-dev libgmock-dev
+  chromium                 # the report test opens report.html headless and screenshots it
   python3-torch            # PyTorch 1.13, the independent reference for numerics checks
 )
 

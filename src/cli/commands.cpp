@@ -103,8 +103,6 @@ int run_train(const TrainArgs& args) {
   return 0;
 }
 
-namespace {
-
 Checkpoint load_for_inference(const std::string& path, const std::string& device, int threads) {
   start_runtime(threads);
   auto ckpt = Checkpoint::load(path);
@@ -114,8 +112,6 @@ Checkpoint load_for_inference(const std::string& path, const std::string& device
                ckpt.tokenizer->kind(), ckpt.tokenizer->vocab_size());
   return ckpt;
 }
-
-}  // namespace
 
 int run_generate(const GenerateArgs& args) {
   GenerationOptions options;

@@ -5,6 +5,10 @@
 
 #include "qkv/runtime/runtime_setup.h"
 
+namespace qkv {
+struct Checkpoint;
+}
+
 namespace qkv::cli {
 
 struct PrepareArgs {
@@ -54,11 +58,45 @@ struct BenchArgs {
   bool no_generation = false;
 };
 
+struct AttentionArgs {
+  std::string checkpoint;
+  std::string text;
+  int64_t layer = 0;  // 1-based; 0 = every layer
+  int64_t head = 0;   // 1-based; 0 = the heads' mean and then each head
+  std::string out = "attention";
+  std::string device = "auto";
+  int threads = 0;
+};
+
+struct EmbedArgs {
+  std::string checkpoint;
+  std::vector<std::string> texts;
+  std::string word;
+  int top_k = 3;
+  bool json = false;
+  std::string device = "auto";
+  int threads = 0;
+};
+
+struct ReportArgs {
+  std::string run_dir;
+  std::string text;  // attention text; empty = a line of validation text
+  int64_t sample_tokens = 300;
+  uint64_t seed = 1337;
+  int threads = 0;
+};
+
 int run_prepare(const PrepareArgs& args);
+int run_attention(const AttentionArgs& args);
+int run_embed(const EmbedArgs& args);
+int run_report(const ReportArgs& args);
 int run_bench(const BenchArgs& args);
 int run_generate(const GenerateArgs& args);
 int run_eval(const EvalArgs& args);
 int run_train(const TrainArgs& args);
+
+// Loads a checkpoint (file or run directory) onto `device` in eval mode, after start_runtime.
+Checkpoint load_for_inference(const std::string& path, const std::string& device, int threads);
 
 // Sets threads from `threads` (0 = every core) and logs the version, LibTorch version, BLAS
 // and thread counts.

@@ -85,6 +85,47 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--json", bench.json, "Print one JSON object");
   bench_cmd->add_flag("--no-generation", bench.no_generation, "Skip generation and evaluation");
 
+  qkv::cli::AttentionArgs attn;
+  auto* attn_cmd = app.add_subcommand(
+      "attention", "Attention weights of a text: tables, heatmaps (PNG, SVG) and JSON");
+  attn_cmd->add_option("checkpoint", attn.checkpoint, "Checkpoint file or run directory")
+      ->required();
+  attn_cmd->add_option("--text", attn.text, "The text to look at")->required();
+  attn_cmd->add_option("--layer", attn.layer, "Layer to print (1-based); 0 = all")
+      ->capture_default_str();
+  attn_cmd->add_option("--head", attn.head, "Head to print (1-based); 0 = mean and each head")
+      ->capture_default_str();
+  attn_cmd->add_option("--out", attn.out, "Directory for attention.json and the heatmaps")
+      ->capture_default_str();
+  attn_cmd->add_option("--device", attn.device, "auto, cpu or cuda")->capture_default_str();
+  attn_cmd->add_option("--threads", attn.threads, "Threads; 0 = every core")->capture_default_str();
+
+  qkv::cli::EmbedArgs embed;
+  auto* embed_cmd = app.add_subcommand(
+      "embed", "How one word's embedding changes with its context, layer by layer");
+  embed_cmd->add_option("checkpoint", embed.checkpoint, "Checkpoint file or run directory")
+      ->required();
+  embed_cmd->add_option("--text", embed.texts, "A sentence holding the word (repeat: 2 or more)")
+      ->required();
+  embed_cmd->add_option("--word", embed.word, "The word to follow")->required();
+  embed_cmd->add_option("--top-k", embed.top_k, "Attended tokens to list per layer")
+      ->capture_default_str();
+  embed_cmd->add_flag("--json", embed.json, "Print one JSON object");
+  embed_cmd->add_option("--device", embed.device, "auto, cpu or cuda")->capture_default_str();
+  embed_cmd->add_option("--threads", embed.threads, "Threads; 0 = every core")
+      ->capture_default_str();
+
+  qkv::cli::ReportArgs report;
+  auto* report_cmd =
+      app.add_subcommand("report", "Write RUN_DIR/report.html: curves, sample, attention, config");
+  report_cmd->add_option("run_dir", report.run_dir, "Run directory")->required();
+  report_cmd->add_option("--text", report.text, "Text for the attention heatmaps");
+  report_cmd->add_option("--sample-tokens", report.sample_tokens, "Length of the sample")
+      ->capture_default_str();
+  report_cmd->add_option("--seed", report.seed, "Sampling seed")->capture_default_str();
+  report_cmd->add_option("--threads", report.threads, "Threads; 0 = every core")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   if (verbose) spdlog::set_level(spdlog::level::debug);
 
@@ -92,6 +133,9 @@ int main(int argc, char** argv) {
     if (*prepare_cmd) return qkv::cli::run_prepare(prepare);
     if (*gen_cmd) return qkv::cli::run_generate(gen);
     if (*eval_cmd) return qkv::cli::run_eval(ev);
+    if (*attn_cmd) return qkv::cli::run_attention(attn);
+    if (*embed_cmd) return qkv::cli::run_embed(embed);
+    if (*report_cmd) return qkv::cli::run_report(report);
     if (*bench_cmd) {
       if (bench.steps <= 0) throw std::invalid_argument("--steps must be positive");
       return qkv::cli::run_bench(bench);

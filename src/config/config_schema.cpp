@@ -224,6 +224,7 @@ const std::vector<ConfigField>& config_schema() {
           "checkpoint.every", [](Config& c) -> int64_t& { return c.checkpoint.every; }, 0),
       bool_field("checkpoint.keep_periodic",
                  [](Config& c) -> bool& { return c.checkpoint.keep_periodic; }),
+      bool_field("checkpoint.report", [](Config& c) -> bool& { return c.checkpoint.report; }),
 
       int_field(
           "runtime.threads", [](Config& c) -> int64_t& { return c.runtime.threads; }, 0, 1024),

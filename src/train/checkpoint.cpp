@@ -1,9 +1,5 @@
 #include "qkv/train/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -31,46 +27,6 @@ torch::Tensor bytes_tensor(const std::string& s) {
 std::string tensor_bytes(const torch::Tensor& t) {
   auto c = t.contiguous();
   return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), c.numel());
-}
-
-void write_all(int fd, const std::string& data, const std::string& path) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw CheckpointError("cannot write " + path + ": " + std::strerror(errno));
-    }
-    off += static_cast<size_t>(n);
-  }
-}
-
-void write_atomically(const std::string& path, const std::string& data) {
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  fs::create_directories(dir);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw CheckpointError("cannot create " + tmp + ": " + std::strerror(errno));
-  try {
-    write_all(fd, data, tmp);
-    if (::fsync(fd) != 0)
-      throw CheckpointError("cannot fsync " + tmp + ": " + std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    throw CheckpointError("cannot rename " + tmp + " to " + path + ": " + std::strerror(errno));
-  }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);  // makes the rename itself durable
-    ::close(dfd);
-  }
 }
 
 }  // namespace
@@ -101,7 +57,11 @@ void CheckpointWriter::write(const std::string& path, TransformerLM& model,
   if (state.torch_rng_state.defined()) archive.write("torch_rng", state.torch_rng_state);
   std::ostringstream buffer;
   archive.save_to(buffer);
-  write_atomically(path, buffer.str());
+  try {
+    write_file_atomically(path, buffer.str());
+  } catch (const std::runtime_error& e) {
+    throw CheckpointError(e.what());
+  }
 }
 
 std::string Checkpoint::resolve(const std::string& p) {

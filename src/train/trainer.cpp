@@ -16,6 +16,7 @@
 #include "qkv/runtime/autocast_scope.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
+#include "qkv/report/training_report.h"
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/lr_schedule.h"
 #include "qkv/train/optimizer_setup.h"
@@ -140,6 +141,17 @@ struct Trainer::Impl {
     if (!writer()) return;
     std::ofstream out(run_dir + "/metrics.jsonl", std::ios::app);
     out << record.dump() << "\n";
+  }
+
+  // A report is a view of the run, not part of it: failing to write one must not end training.
+  void write_report() {
+    if (!writer()) return;
+    try {
+      info("report: " + write_training_report(run_dir));
+    } catch (const std::exception& e) {
+      progress.clear();
+      log->warn("report.html not written: {}", e.what());
+    }
   }
 
   void info(const std::string& line) {
@@ -326,6 +338,7 @@ TrainResult Trainer::run() {
         std::snprintf(name, sizeof name, "step_%07lld.pt", (long long)m.state.step);
         m.save(name);
       }
+      if (cfg.checkpoint.report && !stop && m.state.step != max_steps) m.write_report();
     }
     if (stop) {
       result.interrupted = true;
@@ -335,6 +348,7 @@ TrainResult Trainer::run() {
     }
   }
   m.progress.clear();
+  m.write_report();
   result.final_step = m.state.step;
   result.best_val_loss = m.state.best_val_loss;
   result.best_step = m.state.best_step;

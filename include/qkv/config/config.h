@@ -59,6 +59,8 @@ struct EvalConfig {
 struct CheckpointConfig {
   int64_t every = 500;         // write last.pt every this many steps (0: only at the end)
   bool keep_periodic = false;  // also keep step_XXXXXXX.pt at each of those
+  // Also rewrite report.html at each of those (it is always written at the end of a run).
+  bool report = false;
 };
 
 struct RuntimeConfig {

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace qkv {
+
+struct TrainingReportOptions {
+  // The text whose attention heatmaps the report shows; empty: a line from the start of the
+  // run's validation text (or, when the data is gone, the start of the generated sample).
+  std::string attention_text;
+  int64_t attention_tokens = 24;  // longer texts are cut: heatmaps stay readable
+  int64_t sample_tokens = 300;
+  double temperature = 0.8;
+  int64_t top_k = 0;
+  uint64_t seed = 1337;
+};
+
+// Writes RUN_DIR/report.html: one self-contained page (images embedded as data URIs, no network
+// needed) with the best validation loss and its step, the loss curves (linear and log scale),
+// the learning-rate schedule, tokens/s over the run, a sample generated from the best
+// checkpoint, the attention heatmaps of a short text, and the resolved config. Written
+// atomically; returns its path. Throws std::invalid_argument naming what is missing.
+std::string write_training_report(const std::string& run_dir,
+                                  const TrainingReportOptions& options = {});
+
+}  // namespace qkv

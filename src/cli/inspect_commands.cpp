@@ -1,0 +1,168 @@
+// `qkv attention`, `qkv embed` and `qkv report`: seeing what self-attention does.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "qkv/data/file_bytes.h"
+#include "qkv/inspect/attention_probe.h"
+#include "qkv/inspect/attention_table.h"
+#include "qkv/inspect/contextual_embeddings.h"
+#include "qkv/inspect/token_label.h"
+#include "qkv/plot/attention_heatmap.h"
+#include "qkv/report/training_report.h"
+#include "qkv/train/checkpoint.h"
+
+namespace qkv::cli {
+
+namespace {
+
+std::string label_list(const std::vector<std::string>& pieces) {
+  std::string out;
+  for (const auto& p : pieces) out += (out.empty() ? "" : " ") + token_label(p);
+  return out;
+}
+
+// A bar of up to `width` cells for a value in [0, 1]: similarities read faster as lengths.
+std::string bar(double v, int width = 20) {
+  const int n = static_cast<int>(std::lround(std::clamp(v, 0.0, 1.0) * width));
+  std::string out;
+  for (int i = 0; i < n; ++i) out += "\u2588";
+  return out;
+}
+
+}  // namespace
+
+int run_attention(const AttentionArgs& args) {
+  auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
+  const auto& mc = ckpt.config.model;
+  if (args.layer < 0 || args.layer > mc.n_layer)
+    throw std::invalid_argument("--layer " + std::to_string(args.layer) + ": the model has " +
+                                std::to_string(mc.n_layer) + " layers (1.." +
+                                std::to_string(mc.n_layer) + "; 0 = all)");
+  if (args.head < 0 || args.head > mc.n_head)
+    throw std::invalid_argument("--head " + std::to_string(args.head) + ": the model has " +
+                                std::to_string(mc.n_head) + " heads (1.." +
+                                std::to_string(mc.n_head) + "; 0 = mean and each head)");
+  const auto ids = encode_for_inspection(*ckpt.tokenizer, args.text, mc.block_size, "--text");
+  const auto map = probe_attention(ckpt.model, *ckpt.tokenizer, ids, args.text);
+
+  std::vector<std::string> labels;
+  for (const auto& t : map.tokens) labels.push_back(token_label(t));
+  std::printf("text: %s (%lld tokens)\n", args.text.c_str(), (long long)map.length());
+  const int64_t first = args.layer > 0 ? args.layer - 1 : 0;
+  const int64_t last = args.layer > 0 ? args.layer : map.n_layer;
+  for (int64_t l = first; l < last; ++l) {
+    std::vector<int64_t> heads;
+    if (args.head > 0) {
+      heads = {args.head - 1};
+    } else {
+      heads.push_back(-1);
+      for (int64_t h = 0; h < map.n_head; ++h) heads.push_back(h);
+    }
+    for (int64_t h : heads) {
+      std::printf("\nlayer %lld, %s\n", (long long)(l + 1),
+                  h < 0 ? "heads averaged" : ("head " + std::to_string(h + 1)).c_str());
+      std::fputs(format_attention_table(labels, map.head(l, h)).c_str(), stdout);
+    }
+  }
+  std::fflush(stdout);
+
+  std::filesystem::create_directories(args.out);
+  const std::string json_path = args.out + "/attention.json";
+  write_file_atomically(json_path, map.to_json());
+  const auto images = write_attention_heatmaps(map, args.out);
+  spdlog::info("wrote {} ({} layers x {} heads x {} x {} weights) and {} heatmaps ({}/layer1.png, "
+               ".svg, ...)",
+               json_path, map.n_layer, map.n_head, map.length(), map.length(), images.size(),
+               args.out);
+  return 0;
+}
+
+int run_embed(const EmbedArgs& args) {
+  if (args.top_k <= 0)
+    throw std::invalid_argument("--top-k must be positive, got " + std::to_string(args.top_k));
+  auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
+  const auto cmp =
+      compare_contextual_embeddings(ckpt.model, *ckpt.tokenizer, args.texts, args.word, args.top_k);
+
+  for (const auto& o : cmp.occurrences) {
+    if (o.pieces.size() > 1)
+      spdlog::info("\"{}\" in sentence {} is split into {} tokens ({}); using the last, \"{}\"",
+                   cmp.word, o.sentence + 1, o.pieces.size(), label_list(o.pieces),
+                   token_label(o.piece));
+    if (o.occurrences_in_sentence > 1)
+      spdlog::info("\"{}\" occurs {} times in sentence {}; using the first", cmp.word,
+                   o.occurrences_in_sentence, o.sentence + 1);
+  }
+
+  if (args.json) {
+    nlohmann::json j;
+    j["word"] = cmp.word;
+    j["levels"] = cmp.levels;
+    for (const auto& o : cmp.occurrences)
+      j["occurrences"].push_back({{"sentence", o.sentence + 1},
+                                  {"text", o.text},
+                                  {"position", o.position},
+                                  {"piece", o.piece},
+                                  {"pieces", o.pieces}});
+    for (size_t p = 0; p < cmp.pairs.size(); ++p)
+      j["pairs"].push_back({{"sentences", {cmp.pairs[p].first + 1, cmp.pairs[p].second + 1}},
+                            {"cosine", cmp.cosine[p]}});
+    for (size_t o = 0; o < cmp.top_attended.size(); ++o) {
+      nlohmann::json layers = nlohmann::json::array();
+      for (const auto& tops : cmp.top_attended[o]) {
+        nlohmann::json row = nlohmann::json::array();
+        for (const auto& t : tops)
+          row.push_back({{"position", t.position}, {"piece", t.piece}, {"weight", t.weight}});
+        layers.push_back(std::move(row));
+      }
+      j["occurrences"][o]["top_attended"] = std::move(layers);
+    }
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+    return 0;
+  }
+
+  for (const auto& o : cmp.occurrences)
+    std::printf("sentence %zu: %s   (\"%s\" = token %lld, %s)\n", o.sentence + 1, o.text.c_str(),
+                cmp.word.c_str(), (long long)o.position, token_label(o.piece).c_str());
+  for (size_t p = 0; p < cmp.pairs.size(); ++p) {
+    std::printf("\ncosine similarity of \"%s\", sentence %zu vs %zu\n", cmp.word.c_str(),
+                cmp.pairs[p].first + 1, cmp.pairs[p].second + 1);
+    for (size_t l = 0; l < cmp.levels.size(); ++l)
+      std::printf("  %-12s %6.2f  %s\n", cmp.levels[l].c_str(), cmp.cosine[p][l],
+                  bar(cmp.cosine[p][l]).c_str());
+  }
+  std::printf("\nwhat \"%s\" attends to most (heads averaged; token(position) weight)\n",
+              cmp.word.c_str());
+  for (size_t o = 0; o < cmp.occurrences.size(); ++o) {
+    std::printf("sentence %zu: %s\n", o + 1, cmp.occurrences[o].text.c_str());
+    for (size_t l = 0; l < cmp.top_attended[o].size(); ++l) {
+      std::printf("  layer %zu:", l + 1);
+      for (const auto& t : cmp.top_attended[o][l])
+        std::printf("  %s(%lld) %.2f", token_label(t.piece).c_str(), (long long)t.position,
+                    t.weight);
+      std::printf("\n");
+    }
+  }
+  return 0;
+}
+
+int run_report(const ReportArgs& args) {
+  if (args.sample_tokens <= 0)
+    throw std::invalid_argument("--sample-tokens must be positive");
+  start_runtime(args.threads);
+  TrainingReportOptions options;
+  options.attention_text = args.text;
+  options.sample_tokens = args.sample_tokens;
+  options.seed = args.seed;
+  const std::string path = write_training_report(args.run_dir, options);
+  spdlog::info("wrote {}", path);
+  std::printf("%s\n", path.c_str());
+  return 0;
+}
+
+}  // namespace qkv::cli

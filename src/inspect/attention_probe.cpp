@@ -1,0 +1,59 @@
+#include "qkv/inspect/attention_probe.h"
+
+#include <stdexcept>
+
+namespace qkv {
+
+std::vector<int32_t> encode_for_inspection(const Tokenizer& tokenizer, const std::string& text,
+                                           int64_t block_size, const std::string& what) {
+  if (text.empty()) throw std::invalid_argument(what + " is empty");
+  std::vector<int32_t> ids;
+  try {
+    ids = tokenizer.encode(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(what + ": " + e.what());
+  }
+  if (ids.empty()) throw std::invalid_argument(what + " encodes to no tokens");
+  if (static_cast<int64_t>(ids.size()) > block_size)
+    throw std::invalid_argument(what + " is " + std::to_string(ids.size()) +
+                                " tokens, more than the model's context of " +
+                                std::to_string(block_size));
+  return ids;
+}
+
+AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
+                             const std::string& text) {
+  return probe_attention(
+      model, tokenizer,
+      encode_for_inspection(tokenizer, text, model->config().block_size, "the text"), text);
+}
+
+AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
+                             const std::vector<int32_t>& ids, const std::string& text) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();  // no dropout: the weights a user sees are the ones inference uses
+  const auto device = model->parameters().front().device();
+  auto idx = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kInt64)
+                 .unsqueeze(0)
+                 .to(device);  // (1, T)
+  ForwardCapture capture;
+  capture.attention = true;
+  model->forward(idx, &capture);
+  if (was_training) model->train();
+
+  AttentionMap map;
+  map.text = text;
+  map.ids = ids;
+  for (int32_t id : ids) map.tokens.push_back(tokenizer.piece(id));
+  map.n_layer = static_cast<int64_t>(capture.attention_weights.size());
+  map.n_head = model->config().n_head;
+  auto all = torch::stack(capture.attention_weights)  // (L, 1, H, T, T)
+                 .squeeze(1)
+                 .to(torch::kCPU, torch::kFloat32)
+                 .contiguous();
+  map.weights.assign(all.data_ptr<float>(), all.data_ptr<float>() + all.numel());
+  return map;
+}
+
+}  // namespace qkv
