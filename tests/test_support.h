@@ -1,11 +1,14 @@
 #pragma once
 
 // Shared by the tests that need a corpus on disk and the tiny config pointed at it.
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <sys/wait.h>
 
 #include "qkv/config/config.h"
+#include "qkv/data/data_preparer.h"
 #include "qkv/model/transformer_lm.h"
 
 namespace qkv::testing {
@@ -56,6 +59,36 @@ inline Config tiny_config(const TempDir& dir, std::vector<std::string> overrides
                    {"data.files=" + (dir / "corpus.txt"), "data.dir=" + (dir / "data"),
                     "train.out_dir=" + (dir / "run")});
   return Config::load(std::string(QKV_SOURCE_DIR) + "/configs/tiny.yaml", overrides);
+}
+
+// tiny_config over a fresh sample corpus, prepared.
+inline Config prepared_tiny(const TempDir& dir, std::vector<std::string> overrides = {}) {
+  write_file(dir / "corpus.txt", sample_corpus(400));
+  auto config = tiny_config(dir, std::move(overrides));
+  prepare_data(config);
+  return config;
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout only
+};
+
+// Runs a shell command and captures its standard output.
+inline CommandResult run_command(const std::string& cmd) {
+  CommandResult r;
+  std::FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return r;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) r.out.append(buf, n);
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// `qkv ARGS`, stderr discarded.
+inline CommandResult run_qkv(const std::string& args) {
+  return run_command(std::string(QKV_BINARY) + " " + args + " 2> /dev/null");
 }
 
 // A 2-layer, 2-head model with random weights from `seed`, in eval mode.

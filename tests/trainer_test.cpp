@@ -19,14 +19,8 @@
 
 namespace {
 
+using qkv::testing::prepared_tiny;
 using qkv::testing::TempDir;
-
-qkv::Config prepared_tiny(const TempDir& dir, std::vector<std::string> overrides = {}) {
-  qkv::testing::write_file(dir / "corpus.txt", qkv::testing::sample_corpus(400));
-  auto config = qkv::testing::tiny_config(dir, std::move(overrides));
-  qkv::prepare_data(config);
-  return config;
-}
 
 TEST(LrSchedule, WarmsUpLinearlyThenFollowsTheCosineToMinLr) {
   qkv::LrSchedule s{1e-3, 1e-4, 100, 2000};

@@ -85,6 +85,9 @@ int run_attention(const AttentionArgs& args) {
 int run_embed(const EmbedArgs& args) {
   if (args.top_k <= 0)
     throw std::invalid_argument("--top-k must be positive, got " + std::to_string(args.top_k));
+  if (args.texts.size() < 2)  // before the load: a usage error should fail at once
+    throw std::invalid_argument("--text: give at least two sentences to compare, got " +
+                                std::to_string(args.texts.size()));
   auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
   const auto cmp =
       compare_contextual_embeddings(ckpt.model, *ckpt.tokenizer, args.texts, args.word, args.top_k);
@@ -133,7 +136,7 @@ int run_embed(const EmbedArgs& args) {
     std::printf("\ncosine similarity of \"%s\", sentence %zu vs %zu\n", cmp.word.c_str(),
                 cmp.pairs[p].first + 1, cmp.pairs[p].second + 1);
     for (size_t l = 0; l < cmp.levels.size(); ++l)
-      std::printf("  %-12s %6.2f  %s\n", cmp.levels[l].c_str(), cmp.cosine[p][l],
+      std::printf("  %-12s %7.3f  %s\n", cmp.levels[l].c_str(), cmp.cosine[p][l],
                   bar(cmp.cosine[p][l]).c_str());
   }
   std::printf("\nwhat \"%s\" attends to most (heads averaged; token(position) weight)\n",

@@ -60,22 +60,25 @@ std::vector<double> trailing_mean(const std::vector<double>& v, size_t window) {
   return out;
 }
 
-// A line of validation text to look at: the first whole line in the first few hundred tokens.
+// A line of validation text to look at: the first whole, non-trivial line among the first few
+// hundred tokens (the split may start mid-line, and blank lines have nothing to attend to).
 std::string validation_line(const Config& config, const Tokenizer& tokenizer) {
   const auto meta = DatasetMeta::load(config.data.dir);
   TokenFile file(meta.val_path(), meta.dtype);
-  const int64_t n = std::min<int64_t>(file.size(), 400);
+  const int64_t n = std::min<int64_t>(file.size(), 1000);
   if (n <= 0) return "";
   std::vector<int64_t> tokens(static_cast<size_t>(n));
   file.read(0, n, tokens.data());
   const std::string text = tokenizer.decode(std::vector<int32_t>(tokens.begin(), tokens.end()));
-  const size_t start = text.find('\n');
-  const size_t from = start == std::string::npos ? 0 : start + 1;
-  return text.substr(from, text.find('\n', from) - from);
-}
-
-std::string figure(const std::string& img, const std::string& caption) {
-  return "<figure>" + img + "<figcaption>" + html_escape(caption) + "</figcaption></figure>\n";
+  size_t from = text.find('\n');
+  while (from != std::string::npos) {
+    const size_t end = text.find('\n', from + 1);
+    if (end == std::string::npos) break;
+    const std::string line = text.substr(from + 1, end - from - 1);
+    if (line.size() >= 12) return line;
+    from = end;
+  }
+  return "";
 }
 
 }  // namespace
@@ -151,9 +154,10 @@ std::string write_training_report(const std::string& run_dir,
   if (!ids.empty()) {
     const auto map = probe_attention(ckpt.model, *ckpt.tokenizer, ids, attention_text);
     for (int64_t l = 0; l < map.n_layer; ++l)
-      heatmaps += figure(png_img(render_attention_heatmap(map, l, ImageFormat::kPng),
-                                 "attention heatmap, layer " + std::to_string(l + 1)),
-                         "Layer " + std::to_string(l + 1));
+      heatmaps += "<figure>" +
+                  png_img(render_attention_heatmap(map, l, ImageFormat::kPng),
+                          "attention heatmap, layer " + std::to_string(l + 1)) +
+                  "</figure>\n";
   }
 
   // --- summary ----------------------------------------------------------------------------------
