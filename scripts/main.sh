@@ -23,3 +23,9 @@ echo "main: a sample from it:"
 "$qkv" generate "$run_dir" --prompt "ROMEO:" --max-new-tokens 300 --temperature 0.8 --top-k 40 --seed 1
 echo "main: its perplexity on the validation split:"
 "$qkv" eval "$run_dir" --data "$data_dir/val.bin"
+echo "main: what layer 1 attends to in a short text (tables; heatmaps and JSON in $run_dir/attention):"
+"$qkv" attention "$run_dir" --text "money bank grows" --layer 1 --head 1 --out "$run_dir/attention"
+echo "main: the same word in two contexts:"
+"$qkv" embed "$run_dir" --text "money bank grows" --text "river bank flows" --word bank
+"$qkv" report "$run_dir"
+echo "main: open $run_dir/report.html for the loss curves, a sample and the attention heatmaps"

@@ -23,12 +23,11 @@ using qkv::testing::TempDir;
 // The lecture's words as single characters, so a char tokenizer reads "apdo" as
 // "an apple and orange". Ids follow the sorted characters.
 const std::string kLectureVocabulary = "adhop";
-const std::map<char, std::vector<double>> kLectureVectors = {
-    {'a', {0, 0, 3}},  // an
-    {'d', {0, 0, 2}},  // and
-    {'h', {4, 0, 0}},  // phone
-    {'o', {0, 3, 0}},  // orange
-    {'p', {2, 2, 0}}};  // apple
+const std::map<char, std::vector<double>> kLectureVectors = {{'a', {0, 0, 3}},   // an
+                                                             {'d', {0, 0, 2}},   // and
+                                                             {'h', {4, 0, 0}},   // phone
+                                                             {'o', {0, 3, 0}},   // orange
+                                                             {'p', {2, 2, 0}}};  // apple
 
 // A one-layer, one-head qkv model whose attention scores are exactly the lecture's dot products
 // of unit-length 3-feature embeddings.
@@ -56,7 +55,8 @@ qkv::TransformerLM lecture_model() {
     const double r = std::sqrt(4 - s * s);   // ... and the sum of squares 1 + 2 = 3
     const std::vector<double> e = {v[0], v[1], v[2], (s + r) / 2, (s - r) / 2};
     for (int k = 0; k < 5; ++k)  // TokenEmbedding multiplies by sqrt(d_model)
-      model->tok_emb->weight[static_cast<int64_t>(id)][k] = e[static_cast<size_t>(k)] / std::sqrt(5.0);
+      model->tok_emb->weight[static_cast<int64_t>(id)][k] =
+          e[static_cast<size_t>(k)] / std::sqrt(5.0);
   }
   model->pos_emb->weight.zero_();
   auto* block = model->blocks[0]->as<qkv::TransformerBlockImpl>();
@@ -97,7 +97,7 @@ TEST(AttentionCommand, ReproducesTheLectureExampleThroughTheRealModel) {
   EXPECT_DOUBLE_EQ(round2(orange[1].get<double>()), 0.30);  // apple
   EXPECT_DOUBLE_EQ(round2(orange[2].get<double>()), 0.15);  // and
   EXPECT_DOUBLE_EQ(round2(orange[3].get<double>()), 0.40);  // orange
-  const auto apple = j["weights"][0][0][1];  // "apple" may see "an" and itself only
+  const auto apple = j["weights"][0][0][1];                 // "apple" may see "an" and itself only
   EXPECT_DOUBLE_EQ(apple[2].get<double>(), 0.0);
   EXPECT_DOUBLE_EQ(apple[3].get<double>(), 0.0);
   // The printed table: the same row, and the future left blank.
@@ -158,8 +158,7 @@ TEST(AttentionCommand, EveryRowOfEveryTableIsADistributionOverThePast) {
   std::string line;
   int rows = 0;
   while (std::getline(lines, line)) {
-    if (line.empty() || line.rfind("layer", 0) == 0 || line.rfind("text", 0) == 0 ||
-        line[0] == ' ')
+    if (line.empty() || line.rfind("layer", 0) == 0 || line.rfind("text", 0) == 0 || line[0] == ' ')
       continue;
     const auto weights = std::count(line.begin(), line.end(), '.');
     EXPECT_EQ(weights, rows % static_cast<int>(T) + 1) << line;
@@ -181,8 +180,8 @@ TEST(AttentionCommand, BadInputIsAOneLineErrorAndExitCodeOne) {
        {ckpt + " --text 'abz'", ckpt + " --text ''", ckpt + " --text 'abcabcabc'",
         ckpt + " --text abc --layer 3", ckpt + " --text abc --head 5",
         (dir / "missing.pt") + " --text abc"}) {
-    auto r = qkv::testing::run_command(std::string(QKV_BINARY) + " attention " + args +
-                                       " --out " + (dir / "o") + " 2>&1 >/dev/null");
+    auto r = qkv::testing::run_command(std::string(QKV_BINARY) + " attention " + args + " --out " +
+                                       (dir / "o") + " 2>&1 >/dev/null");
     EXPECT_EQ(r.exit_code, 1) << args;
     const auto errors = r.out.substr(r.out.find("error"));
     EXPECT_EQ(std::count(errors.begin(), errors.end(), '\n'), 1) << r.out;
@@ -234,8 +233,8 @@ TEST(ContextualEmbeddings, SameTokenIsIdenticalStaticallyAndDiffersAfterAttentio
 TEST(ContextualEmbeddings, PositionsSeparateTheSameTokenAtDifferentPlaces) {
   qkv::CharTokenizer tokenizer(" abcdefghijklmnopqrstuvwxyz");
   auto model = peaked_model(tokenizer.vocab_size());
-  auto cmp = qkv::compare_contextual_embeddings(model, tokenizer, {"a bank", "the big bank"},
-                                                "bank");
+  auto cmp =
+      qkv::compare_contextual_embeddings(model, tokenizer, {"a bank", "the big bank"}, "bank");
   EXPECT_NEAR(cmp.cosine[0][0], 1.0, 1e-12);
   EXPECT_LT(cmp.cosine[0][1], 0.9999);
 }
@@ -244,8 +243,8 @@ TEST(ContextualEmbeddings, AbsentWordNamesTheSentence) {
   qkv::CharTokenizer tokenizer(" abcdefghijklmnopqrstuvwxyz");
   auto model = qkv::testing::random_model(tokenizer.vocab_size(), 32, 16, 2);
   try {
-    qkv::compare_contextual_embeddings(model, tokenizer,
-                                       {"money bank grows", "river banks flow"}, "bank");
+    qkv::compare_contextual_embeddings(model, tokenizer, {"money bank grows", "river banks flow"},
+                                       "bank");
     FAIL() << "no error for a missing word";
   } catch (const std::invalid_argument& e) {
     const std::string msg = e.what();

@@ -60,10 +60,10 @@ TEST(Heatmap, PngSizeFollowsTheTokenAndHeadCounts) {
   png = qkv::render_attention_heatmap(uniform_causal_map(100, 1), 0, qkv::ImageFormat::kPng);
   EXPECT_EQ(png_size(png), std::make_pair(780u, 742u));
   // One more token, 6 heads (3 x 2 grid): each of the 3 columns grows by one 6 px cell.
-  auto a = png_size(qkv::render_attention_heatmap(uniform_causal_map(100, 6), 0,
-                                                  qkv::ImageFormat::kPng));
-  auto b = png_size(qkv::render_attention_heatmap(uniform_causal_map(101, 6), 0,
-                                                  qkv::ImageFormat::kPng));
+  auto a = png_size(
+      qkv::render_attention_heatmap(uniform_causal_map(100, 6), 0, qkv::ImageFormat::kPng));
+  auto b = png_size(
+      qkv::render_attention_heatmap(uniform_causal_map(101, 6), 0, qkv::ImageFormat::kPng));
   EXPECT_EQ(b.first - a.first, 3u * 6u);
   EXPECT_EQ(b.second - a.second, 2u * 6u);
 }
@@ -94,15 +94,16 @@ TEST(Heatmap, CellColoursAreTheWeightsOnTheViridisScale) {
   auto pixel = [&](int64_t row, int64_t col) {
     const unsigned char* data = cairo_image_surface_get_data(img);
     const int stride = cairo_image_surface_get_stride(img);
-    const int x = gx + static_cast<int>(col) * l.cell + 3, y = gy + static_cast<int>(row) * l.cell + 3;
+    const int x = gx + static_cast<int>(col) * l.cell + 3,
+              y = gy + static_cast<int>(row) * l.cell + 3;
     uint32_t argb;
     std::memcpy(&argb, data + y * stride + x * 4, 4);
     return argb & 0xFFFFFFu;
   };
-  EXPECT_EQ(pixel(0, 0), qkv::viridis(1.0));        // weight 1
-  EXPECT_EQ(pixel(1, 0), qkv::viridis(0.5));        // weight 1/2
-  EXPECT_EQ(pixel(3, 2), qkv::viridis(0.25));       // weight 1/4
-  EXPECT_EQ(pixel(0, 4), 0xEEEEEEu);                // masked: grey, not the colour of 0
+  EXPECT_EQ(pixel(0, 0), qkv::viridis(1.0));   // weight 1
+  EXPECT_EQ(pixel(1, 0), qkv::viridis(0.5));   // weight 1/2
+  EXPECT_EQ(pixel(3, 2), qkv::viridis(0.25));  // weight 1/4
+  EXPECT_EQ(pixel(0, 4), 0xEEEEEEu);           // masked: grey, not the colour of 0
   EXPECT_NE(pixel(0, 4), qkv::viridis(0.0));
   cairo_surface_destroy(img);
 }
@@ -123,8 +124,7 @@ TEST(Heatmap, WritesParseableSvgOfTheSameSizeForEveryLayer) {
   if (r.exit_code == 127) GTEST_SKIP() << "python3 not available";
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(r.out, "svg 584px 566px\n");
-  EXPECT_EQ(png_size(qkv::read_file_bytes(dir / "maps/layer2.png")),
-            std::make_pair(584u, 566u));
+  EXPECT_EQ(png_size(qkv::read_file_bytes(dir / "maps/layer2.png")), std::make_pair(584u, 566u));
 }
 
 TEST(AttentionTable, BlanksTheMaskedFutureAndPrintsTwoDecimals) {
@@ -179,9 +179,8 @@ TEST(Base64, MatchesTheRfc4648TestVectors) {
 
 TEST(RunMetrics, ResumedStepsReplaceTheOnesAfterTheCheckpointAndATornLineIsSkipped) {
   TempDir dir("metrics");
-  qkv::testing::write_file(
-      dir / "m.jsonl",
-      R"({"type":"step","step":1,"loss":4.0,"lr":0.1,"ms":5,"tokens_per_s":10}
+  qkv::testing::write_file(dir / "m.jsonl",
+                           R"({"type":"step","step":1,"loss":4.0,"lr":0.1,"ms":5,"tokens_per_s":10}
 {"type":"step","step":2,"loss":3.0,"lr":0.2,"ms":5,"tokens_per_s":10}
 {"type":"eval","step":2,"train_loss":2.9,"val_loss":3.1}
 {"type":"step","step":3,"loss":2.5,"lr":0.3,"ms":5,"tokens_per_s":10}

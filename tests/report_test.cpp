@@ -53,23 +53,23 @@ bool have_chromium() {
   return false;
 }
 
-#define REQUIRE_CHROMIUM()                                                         \
-  if (!have_chromium()) {                                                          \
+#define REQUIRE_CHROMIUM()                                                           \
+  if (!have_chromium()) {                                                            \
     if (std::getenv("CI")) FAIL() << "chromium is not installed (scripts/setup.sh)"; \
-    GTEST_SKIP() << "chromium not installed";                                      \
+    GTEST_SKIP() << "chromium not installed";                                        \
   }
 
 TEST(Report, TrainingWritesItAtTheEndAndAtCheckpointsWhenAsked) {
   TempDir dir("report_train");
-  auto config = qkv::testing::prepared_tiny(
-      dir, {"train.max_steps=20", "eval.every=10", "checkpoint.every=10", "checkpoint.report=true"});
+  auto config = qkv::testing::prepared_tiny(dir, {"train.max_steps=20", "eval.every=10",
+                                                  "checkpoint.every=10", "checkpoint.report=true"});
   qkv::Trainer(config).run();
   const std::string html = qkv::read_file_bytes(dir / "run/report.html");
   EXPECT_EQ(count(qkv::read_file_bytes(dir / "run/train.log"), "report: "), 2);  // step 10, end
 
   TempDir quiet("report_train_quiet");
-  auto config2 = qkv::testing::prepared_tiny(quiet, {"train.max_steps=20", "eval.every=10",
-                                                      "checkpoint.every=10"});
+  auto config2 = qkv::testing::prepared_tiny(
+      quiet, {"train.max_steps=20", "eval.every=10", "checkpoint.every=10"});
   qkv::Trainer(config2).run();
   EXPECT_EQ(count(qkv::read_file_bytes(quiet / "run/train.log"), "report: "), 1);  // end only
   EXPECT_TRUE(std::filesystem::is_regular_file(quiet / "run/report.html"));
@@ -108,7 +108,7 @@ TEST(Report, IsSelfContainedAndOpensInChromiumWithoutConsoleErrors) {
   EXPECT_NE(view.dom.find("id=\"log-scale\""), std::string::npos);
   const std::string png = qkv::read_file_bytes(shot);
   EXPECT_EQ(png.substr(0, 8), "\x89PNG\r\n\x1a\n");
-  EXPECT_GT(png.size(), 10000u);  // a page, not a blank
+  EXPECT_GT(png.size(), 10000u);                          // a page, not a blank
   if (const char* keep = std::getenv("QKV_KEEP_REPORT"))  // for a human to look at
     std::filesystem::copy(dir / "run", keep,
                           std::filesystem::copy_options::recursive |
@@ -129,8 +129,8 @@ TEST(Report, TheBrowserCheckCatchesConsoleErrors) {
 
 TEST(Report, MissingRunDirectoryIsAClearError) {
   TempDir dir("report_missing");
-  auto r = qkv::testing::run_command(std::string(QKV_BINARY) + " report " + (dir / "nope") +
-                                     " 2>&1");
+  auto r =
+      qkv::testing::run_command(std::string(QKV_BINARY) + " report " + (dir / "nope") + " 2>&1");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("nope is not a run directory"), std::string::npos) << r.out;
   try {

@@ -1,11 +1,11 @@
 #pragma once
 
 // Shared by the tests that need a corpus on disk and the tiny config pointed at it.
+#include <sys/wait.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <sys/wait.h>
 
 #include "qkv/config/config.h"
 #include "qkv/data/data_preparer.h"

@@ -75,10 +75,10 @@ int run_attention(const AttentionArgs& args) {
   const std::string json_path = args.out + "/attention.json";
   write_file_atomically(json_path, map.to_json());
   const auto images = write_attention_heatmaps(map, args.out);
-  spdlog::info("wrote {} ({} layers x {} heads x {} x {} weights) and {} heatmaps ({}/layer1.png, "
-               ".svg, ...)",
-               json_path, map.n_layer, map.n_head, map.length(), map.length(), images.size(),
-               args.out);
+  spdlog::info(
+      "wrote {} ({} layers x {} heads x {} x {} weights) and {} heatmaps ({}/layer1.png, "
+      ".svg, ...)",
+      json_path, map.n_layer, map.n_head, map.length(), map.length(), images.size(), args.out);
   return 0;
 }
 
@@ -155,8 +155,7 @@ int run_embed(const EmbedArgs& args) {
 }
 
 int run_report(const ReportArgs& args) {
-  if (args.sample_tokens <= 0)
-    throw std::invalid_argument("--sample-tokens must be positive");
+  if (args.sample_tokens <= 0) throw std::invalid_argument("--sample-tokens must be positive");
   start_runtime(args.threads);
   TrainingReportOptions options;
   options.attention_text = args.text;

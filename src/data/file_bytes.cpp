@@ -30,7 +30,6 @@ void write_all(int fd, const std::string& data, const std::string& path) {
 
 }  // namespace
 
-
 std::string read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::invalid_argument("cannot read " + path);
@@ -66,6 +65,5 @@ void write_file_atomically(const std::string& path, const std::string& data) {
     ::close(dfd);
   }
 }
-
 
 }  // namespace qkv

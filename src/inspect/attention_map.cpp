@@ -42,8 +42,12 @@ std::string AttentionMap::to_json() const {
     }
     layers.push_back(std::move(heads));
   }
-  nlohmann::json j = {{"text", text},       {"tokens", tokens},   {"token_ids", ids},
-                      {"n_layer", n_layer}, {"n_head", n_head},   {"weights", std::move(layers)},
+  nlohmann::json j = {{"text", text},
+                      {"tokens", tokens},
+                      {"token_ids", ids},
+                      {"n_layer", n_layer},
+                      {"n_head", n_head},
+                      {"weights", std::move(layers)},
                       {"shape", {n_layer, n_head, T, T}}};
   // Pieces of a byte-level tokenizer may be partial UTF-8: replace rather than throw.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -10,7 +10,7 @@ namespace qkv {
 
 namespace {
 
-constexpr size_t kCell = 6;         // " 0.40 " fits; a label longer than this is cut
+constexpr size_t kCell = 6;          // " 0.40 " fits; a label longer than this is cut
 constexpr size_t kMaxRowLabel = 12;  // query labels may be a little wider than columns
 
 std::string pad_left(const std::string& s, size_t width) {

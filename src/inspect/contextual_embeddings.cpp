@@ -73,7 +73,8 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
     // they reproduce text byte for byte.
     std::vector<size_t> token_end(ids.size());
     for (size_t i = 0; i < ids.size(); ++i)
-      token_end[i] = tokenizer.decode(std::vector<int32_t>(ids.begin(), ids.begin() + i + 1)).size();
+      token_end[i] =
+          tokenizer.decode(std::vector<int32_t>(ids.begin(), ids.begin() + i + 1)).size();
 
     WordOccurrence occ;
     occ.sentence = s;

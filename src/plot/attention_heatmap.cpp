@@ -137,8 +137,9 @@ std::string render_attention_heatmap(const AttentionMap& map, int64_t layer, Ima
   CairoCanvas canvas(format, l.width, l.height);
   canvas.set_rgb(kInk);
   canvas.font(15, true);
-  canvas.text("Layer " + std::to_string(layer + 1) + ": attention weights (rows: queries, "
-                                                        "columns: keys)",
+  canvas.text("Layer " + std::to_string(layer + 1) +
+                  ": attention weights (rows: queries, "
+                  "columns: keys)",
               HeatmapLayout::kMargin, HeatmapLayout::kMargin + 16);
   const double top = HeatmapLayout::kMargin + HeatmapLayout::kTitle;
   for (int64_t h = 0; h < map.n_head; ++h) {
@@ -159,8 +160,7 @@ std::vector<std::string> write_attention_heatmaps(const AttentionMap& map, const
   std::vector<std::string> paths;
   for (int64_t layer = 0; layer < map.n_layer; ++layer) {
     for (ImageFormat f : {ImageFormat::kPng, ImageFormat::kSvg}) {
-      const std::string path =
-          dir + "/layer" + std::to_string(layer + 1) + "." + extension(f);
+      const std::string path = dir + "/layer" + std::to_string(layer + 1) + "." + extension(f);
       write_file_atomically(path, render_attention_heatmap(map, layer, f));
       paths.push_back(path);
     }

@@ -15,8 +15,7 @@ cairo_status_t append_bytes(void* closure, const unsigned char* data, unsigned i
 
 void check(cairo_status_t status, const char* what) {
   if (status != CAIRO_STATUS_SUCCESS)
-    throw std::runtime_error(std::string("cairo: ") + what + ": " +
-                             cairo_status_to_string(status));
+    throw std::runtime_error(std::string("cairo: ") + what + ": " + cairo_status_to_string(status));
 }
 
 }  // namespace

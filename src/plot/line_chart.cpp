@@ -81,8 +81,9 @@ std::string render_line_chart(const std::vector<ChartSeries>& series,
   // Grid and ticks. On a log axis, ticks are nice linear values placed logarithmically.
   canvas.font(10);
   cairo_set_line_width(cr, 1);
-  std::vector<double> yt = nice_ticks(options.log_y ? std::pow(10, ly0) : ly0,
-                                      options.log_y ? std::pow(10, ly1) : ly1, 5);
+  std::vector<double> yt =
+      nice_ticks(options.log_y ? std::pow(10, ly0) : ly0, options.log_y ? std::pow(10, ly1) : ly1,
+                 options.log_y ? 8 : 5);  // log axes look emptier
   if (options.log_y) {
     // Linear ticks bunch at the top of a log axis spanning decades: use powers of ten then.
     if (ly1 - ly0 > 1.5) {
@@ -153,24 +154,19 @@ std::string render_line_chart(const std::vector<ChartSeries>& series,
   }
   cairo_restore(cr);
 
-  // Legend, top right inside the plot.
+  // Legend: one row in the title band, right-aligned, so it never hides data.
   canvas.font(11);
-  double ly = top + 16;
-  for (const auto& s : series) {
-    if (s.label.empty()) continue;
-    const double tw = canvas.text_width(s.label);
-    const double lx = left + pw - tw - 36;
-    canvas.set_rgb(0xFFFFFF);
-    cairo_rectangle(cr, lx - 4, ly - 11, tw + 36, 16);
-    cairo_fill(cr);
-    canvas.set_rgb(s.rgb);
+  double lx = left + pw;
+  for (auto it = series.rbegin(); it != series.rend(); ++it) {
+    if (it->label.empty()) continue;
+    lx -= canvas.text_width(it->label) + 28 + 14;
+    canvas.set_rgb(it->rgb);
     cairo_set_line_width(cr, 2.5);
-    cairo_move_to(cr, lx, ly - 4);
-    cairo_line_to(cr, lx + 22, ly - 4);
+    cairo_move_to(cr, lx, 16);
+    cairo_line_to(cr, lx + 22, 16);
     cairo_stroke(cr);
     canvas.set_rgb(0x222222);
-    canvas.text(s.label, lx + 28, ly);
-    ly += 17;
+    canvas.text(it->label, lx + 28, 20);
   }
   return canvas.finish();
 }

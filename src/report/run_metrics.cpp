@@ -40,8 +40,7 @@ RunMetrics RunMetrics::load(const std::string& path) {
                            j.value("tokens_per_s", 0.0)});
       } else if (type == "eval") {
         drop_from(m.evals, step);
-        m.evals.push_back(
-            {step, j.at("train_loss").get<double>(), j.at("val_loss").get<double>()});
+        m.evals.push_back({step, j.at("train_loss").get<double>(), j.at("val_loss").get<double>()});
       }
     } catch (const nlohmann::json::exception& e) {
       throw std::invalid_argument(path + ":" + std::to_string(number) + ": " + e.what());

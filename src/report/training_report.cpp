@@ -32,11 +32,20 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -149,6 +158,12 @@ std::string write_training_report(const std::string& run_dir,
   if (static_cast<int64_t>(ids.size()) > keep) {
     ids.resize(static_cast<size_t>(keep));
     attention_text = ckpt.tokenizer->decode(ids);
+    // End at a word boundary when one is in the second half: half a word reads as noise.
+    const size_t space = attention_text.rfind(' ');
+    if (space != std::string::npos && space > attention_text.size() / 2) {
+      attention_text.resize(space);
+      ids = ckpt.tokenizer->encode(attention_text);
+    }
   }
   std::string heatmaps;
   if (!ids.empty()) {
@@ -212,8 +227,8 @@ label { user-select: none; }
        << " heads, d_model " << cfg.model.d_model << ", context " << cfg.model.block_size
        << ", vocabulary " << cfg.model.vocab_size << " (" << html_escape(ckpt.tokenizer->kind())
        << ")</td></tr>\n"
-       << "<tr><td>checkpoint</td><td>" << html_escape(ckpt.path) << " (step "
-       << ckpt.state.step << ")</td></tr>\n</table></section>\n";
+       << "<tr><td>checkpoint</td><td>" << html_escape(ckpt.path) << " (step " << ckpt.state.step
+       << ")</td></tr>\n</table></section>\n";
   html << "<section id=\"loss\"><h2>Loss</h2>\n"
        << "<p><label><input type=\"checkbox\" id=\"log-scale\"> log scale</label></p>\n"
        << png_img(loss_linear, "loss curves", "id=\"loss-linear\"") << "\n"

@@ -13,10 +13,10 @@
 
 #include "qkv/data/batch_sampler.h"
 #include "qkv/data/data_preparer.h"
+#include "qkv/report/training_report.h"
 #include "qkv/runtime/autocast_scope.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
-#include "qkv/report/training_report.h"
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/lr_schedule.h"
 #include "qkv/train/optimizer_setup.h"

@@ -12,13 +12,13 @@ namespace qkv {
 
 // Where a word sits in one sentence, in tokens.
 struct WordOccurrence {
-  size_t sentence = 0;                // index into the sentences given
-  std::string text;                   // the sentence
-  size_t byte_offset = 0;             // of the word in the sentence
-  std::vector<std::string> pieces;    // the tokens that cover the word
-  int64_t position = 0;               // the token used: the one holding the word's last byte
-  std::string piece;                  // that token's text
-  int occurrences_in_sentence = 1;    // the first is used
+  size_t sentence = 0;              // index into the sentences given
+  std::string text;                 // the sentence
+  size_t byte_offset = 0;           // of the word in the sentence
+  std::vector<std::string> pieces;  // the tokens that cover the word
+  int64_t position = 0;             // the token used: the one holding the word's last byte
+  std::string piece;                // that token's text
+  int occurrences_in_sentence = 1;  // the first is used
 };
 
 // One attended key: which token a query looked at, and how much.
