@@ -12,6 +12,7 @@
 #include "qkv/inspect/attention_probe.h"
 #include "qkv/inspect/contextual_embeddings.h"
 #include "qkv/tokenizer/char_tokenizer.h"
+#include "qkv/tokenizer/sentencepiece_tokenizer.h"
 #include "qkv/train/checkpoint.h"
 #include "test_support.h"
 
@@ -251,6 +252,29 @@ TEST(ContextualEmbeddings, AbsentWordNamesTheSentence) {
     EXPECT_NE(msg.find("--text 2"), std::string::npos) << msg;
     EXPECT_NE(msg.find("river banks flow"), std::string::npos) << msg;
   }
+}
+
+TEST(ContextualEmbeddings, FollowsTheLastSubwordPieceOfTheWord) {
+  TempDir dir("embed_spm");
+  qkv::testing::write_file(dir / "corpus.txt", qkv::testing::sample_corpus());
+  qkv::SentencePieceTrainOptions options;
+  options.input_files = {dir / "corpus.txt"};
+  options.vocab_size = 300;
+  auto tok = qkv::SentencePieceTokenizer::train(options, dir.str());
+  auto model = qkv::testing::random_model(tok.vocab_size(), 32, 16, 4);
+  const std::vector<std::string> sentences = {"Romeo dreams of the money bank.",
+                                              "The river bank."};
+  auto cmp = qkv::compare_contextual_embeddings(model, tok, sentences, "bank");
+  for (const auto& o : cmp.occurrences) {
+    // The text up to and including the token used ends with the word: it is the last piece.
+    auto ids = tok.encode(o.text);
+    ids.resize(static_cast<size_t>(o.position + 1));
+    const std::string upto = tok.decode(ids);
+    ASSERT_GE(upto.size(), 4u);
+    EXPECT_EQ(upto.substr(upto.size() - 4), "bank") << upto;
+    EXPECT_EQ(o.piece, o.pieces.back());
+  }
+  EXPECT_NEAR(cmp.cosine[0][0], 1.0, 1e-12);
 }
 
 TEST(EmbedCommand, JsonReportsStaticOneAndContextualBelowOne) {
