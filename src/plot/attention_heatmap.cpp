@@ -88,8 +88,8 @@ void draw_panel(CairoCanvas& canvas, const HeatmapLayout& l, const std::vector<s
   cairo_stroke(cr);
 
   // Labels: every token when cells are tall enough for the text, else every k-th.
-  const double font = std::clamp(c * 0.6, 7.0, 11.0);
-  const int every = std::max(1, static_cast<int>(std::ceil(9.0 / c)));
+  const double font = std::clamp(c * 0.85, 6.0, 11.0);
+  const int every = std::max(1, static_cast<int>(std::ceil(7.0 / c)));
   canvas.font(font);
   canvas.set_rgb(kInk);
   for (int i = 0; i < T; i += every) {
