@@ -207,19 +207,26 @@ TEST(ContextualEmbeddings, SameTokenIsIdenticalStaticallyAndDiffersAfterAttentio
 
   // Independently: the residual stream after layer 1 from the model's own capture, compared with
   // LibTorch's cosine_similarity in float64.
-  auto hidden = [&](const std::string& text) {
+  auto level = [&](const std::string& text, bool update) {
     auto ids = tokenizer.encode(text);
     auto idx = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
     qkv::ForwardCapture capture;
     capture.hidden = true;
     torch::NoGradGuard no_grad;
     model->forward(idx, &capture);
-    return capture.hidden_states[0][0][9].to(torch::kFloat64);
+    auto h = capture.hidden_states[0][0][9].to(torch::kFloat64);
+    return update ? h - capture.input_embeddings[0][9].to(torch::kFloat64) : h;
   };
-  const double expected =
-      torch::cosine_similarity(hidden("money bank grows"), hidden("river bank flows"), 0)
-          .item<double>();
-  EXPECT_NEAR(cos[2], expected, 1e-9);
+  auto reference = [&](bool update) {
+    return torch::cosine_similarity(level("money bank grows", update),
+                                    level("river bank flows", update), 0)
+        .item<double>();
+  };
+  EXPECT_NEAR(cos[2], reference(false), 1e-9);
+  // What layer 1 added, without the static embedding the residual stream carries along.
+  EXPECT_NEAR(cmp.update_cosine[0][2], reference(true), 1e-9);
+  EXPECT_LT(cmp.update_cosine[0][2], cos[2]);
+  EXPECT_TRUE(std::isnan(cmp.update_cosine[0][0]) && std::isnan(cmp.update_cosine[0][1]));
 
   // Each occurrence lists its top 3 keys per layer, strongest first, all in its past.
   ASSERT_EQ(cmp.top_attended[0].size(), 2u);
@@ -291,6 +298,8 @@ TEST(EmbedCommand, JsonReportsStaticOneAndContextualBelowOne) {
   for (const auto& pair : j["pairs"]) {
     EXPECT_NEAR(pair["cosine"][0].get<double>(), 1.0, 1e-9);
     EXPECT_LT(pair["cosine"][2].get<double>(), 0.9999);
+    EXPECT_TRUE(pair["update_cosine"][0].is_null());
+    EXPECT_LT(pair["update_cosine"][2].get<double>(), 1.0);
   }
   EXPECT_EQ(j["occurrences"][2]["position"], 5);
   EXPECT_EQ(j["occurrences"][0]["top_attended"][0].size(), 3u);

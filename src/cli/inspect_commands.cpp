@@ -1,6 +1,7 @@
 // `qkv attention`, `qkv embed` and `qkv report`: seeing what self-attention does.
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -31,6 +32,12 @@ std::string bar(double v, int width = 20) {
   const int n = static_cast<int>(std::lround(std::clamp(v, 0.0, 1.0) * width));
   std::string out;
   for (int i = 0; i < n; ++i) out += "\u2588";
+  return out;
+}
+
+nlohmann::json nan_to_null(const std::vector<double>& v) {
+  nlohmann::json out = nlohmann::json::array();
+  for (double x : v) out.push_back(std::isnan(x) ? nlohmann::json() : nlohmann::json(x));
   return out;
 }
 
@@ -114,7 +121,8 @@ int run_embed(const EmbedArgs& args) {
                                   {"pieces", o.pieces}});
     for (size_t p = 0; p < cmp.pairs.size(); ++p)
       j["pairs"].push_back({{"sentences", {cmp.pairs[p].first + 1, cmp.pairs[p].second + 1}},
-                            {"cosine", cmp.cosine[p]}});
+                            {"cosine", cmp.cosine[p]},
+                            {"update_cosine", nan_to_null(cmp.update_cosine[p])}});
     for (size_t o = 0; o < cmp.top_attended.size(); ++o) {
       nlohmann::json layers = nlohmann::json::array();
       for (const auto& tops : cmp.top_attended[o]) {
@@ -135,9 +143,17 @@ int run_embed(const EmbedArgs& args) {
   for (size_t p = 0; p < cmp.pairs.size(); ++p) {
     std::printf("\ncosine similarity of \"%s\", sentence %zu vs %zu\n", cmp.word.c_str(),
                 cmp.pairs[p].first + 1, cmp.pairs[p].second + 1);
-    for (size_t l = 0; l < cmp.levels.size(); ++l)
-      std::printf("  %-12s %7.3f  %s\n", cmp.levels[l].c_str(), cmp.cosine[p][l],
+    std::printf("  %-12s %7s  %-20s  %s\n", "level", "vector", "", "added by the blocks");
+    for (size_t l = 0; l < cmp.levels.size(); ++l) {
+      const double u = cmp.update_cosine[p][l];
+      std::printf("  %-12s %7.3f  %-*s", cmp.levels[l].c_str(), cmp.cosine[p][l],
+                  20 + 2 * static_cast<int>(bar(cmp.cosine[p][l]).size() / 3),
                   bar(cmp.cosine[p][l]).c_str());
+      if (std::isnan(u))
+        std::printf("  %7s\n", "-");
+      else
+        std::printf("  %7.3f\n", u);
+    }
   }
   std::printf("\nwhat \"%s\" attends to most (heads averaged; token(position) weight)\n",
               cmp.word.c_str());

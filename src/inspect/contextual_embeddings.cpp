@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <stdexcept>
 
 #include "qkv/inspect/attention_probe.h"
@@ -128,10 +129,15 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
   for (size_t i = 0; i < sentences.size(); ++i)
     for (size_t j = i + 1; j < sentences.size(); ++j) {
       out.pairs.emplace_back(i, j);
-      std::vector<double> row;
-      for (size_t l = 0; l < out.levels.size(); ++l)
+      std::vector<double> row, update_row;
+      for (size_t l = 0; l < out.levels.size(); ++l) {
         row.push_back(cosine_in_float64(vectors[i][l], vectors[j][l]));
+        update_row.push_back(l < 2 ? std::nan("")
+                                   : cosine_in_float64(vectors[i][l] - vectors[i][1],
+                                                       vectors[j][l] - vectors[j][1]));
+      }
       out.cosine.push_back(std::move(row));
+      out.update_cosine.push_back(std::move(update_row));
     }
   return out;
 }

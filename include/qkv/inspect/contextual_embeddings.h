@@ -38,6 +38,10 @@ struct ContextualEmbeddingComparison {
   std::vector<std::string> levels;
   std::vector<std::pair<size_t, size_t>> pairs;  // (i, j) sentence indices, i < j
   std::vector<std::vector<double>> cosine;       // [pair][level], computed in float64
+  // [pair][level]: cosine of what the blocks added, (vector at the level) - (block input).
+  // The residual stream carries the static embedding to the top, so the full vectors stay
+  // similar; this isolates the part context wrote. NaN for the two levels below layer 1.
+  std::vector<std::vector<double>> update_cosine;
   // [occurrence][layer]: the keys the word's token attends to most, head-averaged.
   std::vector<std::vector<std::vector<AttendedToken>>> top_attended;
 };
