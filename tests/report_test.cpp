@@ -32,6 +32,7 @@ BrowserView open_in_chromium(const std::string& html, const std::string& screens
   const std::string cmd =
       "chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
       "--disable-background-networking --disable-component-update --disable-sync "
+      "--disable-dev-shm-usage "
       "--host-resolver-rules='MAP * ~NOTFOUND' --hide-scrollbars --enable-logging=stderr --v=0 "
       "--user-data-dir=" +
       profile + " --window-size=1200,2400 --screenshot=" + screenshot + " --dump-dom file://" +
