@@ -153,7 +153,12 @@ std::string write_training_report(const std::string& run_dir,
     }
     if (attention_text.empty()) attention_text = sample.text;
   }
-  auto ids = ckpt.tokenizer->encode(attention_text);
+  std::vector<int32_t> ids;
+  try {
+    ids = ckpt.tokenizer->encode(attention_text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("report: attention text: " + std::string(e.what()));
+  }
   const int64_t keep = std::min<int64_t>(options.attention_tokens, cfg.model.block_size);
   if (static_cast<int64_t>(ids.size()) > keep) {
     ids.resize(static_cast<size_t>(keep));
