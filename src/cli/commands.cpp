@@ -129,12 +129,7 @@ int run_generate(const GenerateArgs& args) {
   auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
   const std::string prompt =
       args.prompt_file.empty() ? args.prompt : read_file_bytes(args.prompt_file);
-  std::vector<int32_t> ids;
-  try {
-    ids = ckpt.tokenizer->encode(prompt);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(std::string("prompt: ") + e.what());
-  }
+  const auto ids = ckpt.tokenizer->encode_from(prompt, "prompt");
   const int64_t block = ckpt.config.model.block_size;
   if (static_cast<int64_t>(ids.size()) > block) {
     spdlog::warn(
@@ -187,12 +182,8 @@ int run_eval(const EvalArgs& args) {
   } else {
     const std::string text = read_file_bytes(args.data);
     if (text.empty()) throw std::invalid_argument("--data " + args.data + " is empty");
-    try {
-      auto ids = ckpt.tokenizer->encode(text);
-      tokens.assign(ids.begin(), ids.end());
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(args.data + ": " + e.what());
-    }
+    const auto ids = ckpt.tokenizer->encode_from(text, args.data);
+    tokens.assign(ids.begin(), ids.end());
     bytes = static_cast<int64_t>(text.size());
   }
   if (tokens.size() < 2)

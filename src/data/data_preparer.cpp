@@ -195,11 +195,7 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
          {std::tuple{int64_t{0}, split, &train}, std::tuple{split, size, &val}}) {
       ChunkReader reader(f, begin, end);
       while (reader.next(&chunk)) {
-        try {
-          writer->append(tokenizer->encode(chunk));
-        } catch (const std::invalid_argument& e) {
-          throw std::invalid_argument(f + ": " + e.what());
-        }
+        writer->append(tokenizer->encode_from(chunk, f));
         done += static_cast<int64_t>(chunk.size());
         if (progress) progress(done, total);
       }

@@ -19,6 +19,15 @@ int32_t Tokenizer::start_id() const {
   return 0;
 }
 
+std::vector<int32_t> Tokenizer::encode_from(std::string_view text,
+                                            const std::string& source) const {
+  try {
+    return encode(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(source + ": " + e.what());
+  }
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& kind, const std::string& bytes) {
   if (kind == "char") return std::make_unique<CharTokenizer>(bytes);
   if (kind == "sentencepiece") return std::make_unique<SentencePieceTokenizer>(bytes);

@@ -31,6 +31,10 @@ class Tokenizer {
   // Bytes from which load_tokenizer() rebuilds this tokenizer; stored in checkpoints.
   virtual std::string serialize() const = 0;
 
+  // encode(), with an error's message prefixed by `source` ("prompt", a file name, an option),
+  // so the user learns which text held the character the vocabulary lacks.
+  std::vector<int32_t> encode_from(std::string_view text, const std::string& source) const;
+
   // The id generation starts from when the prompt is empty: BOS if there is one, else a newline
   // if the vocabulary has it, else id 0.
   int32_t start_id() const;
