@@ -9,6 +9,7 @@
 #include "qkv/generate/incremental_decoder.h"
 #include "qkv/model/transformer_lm.h"
 #include "qkv/runtime/autocast_scope.h"
+#include "qkv/runtime/median.h"
 #include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/optimizer_setup.h"
 
@@ -17,12 +18,6 @@ namespace qkv {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
-}
 
 // A stopwatch that waits for the device first, so GPU work is charged where it is queued.
 class Stopwatch {

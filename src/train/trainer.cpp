@@ -15,6 +15,7 @@
 #include "qkv/data/data_preparer.h"
 #include "qkv/report/training_report.h"
 #include "qkv/runtime/autocast_scope.h"
+#include "qkv/runtime/median.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/checkpoint.h"
@@ -49,12 +50,6 @@ std::string human_count(double v) {
   else
     std::snprintf(buf, sizeof buf, "%.0f", v);
   return buf;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace
