@@ -1,7 +1,6 @@
 // qkv bench on the tiny config: every field of its JSON report is there and positive.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "qkv/bench/training_benchmark.h"
@@ -11,15 +10,10 @@ namespace {
 
 TEST(Bench, TinyConfigReportHasEveryFieldPositive) {
   qkv::testing::TempDir dir("bench");
-  const std::string cmd = std::string(QKV_BINARY) + " bench " + QKV_SOURCE_DIR +
-                          "/configs/tiny.yaml --steps 3 --warmup 1 --json 2> /dev/null";
-  std::FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  ASSERT_EQ(pclose(pipe), 0) << out;
-  auto j = nlohmann::json::parse(out);
+  auto r = qkv::testing::run_qkv("bench " + std::string(QKV_SOURCE_DIR) +
+                                 "/configs/tiny.yaml --steps 3 --warmup 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
   for (const char* key :
        {"matmul_fp32_gflops", "matmul_bf16_gflops", "step_ms", "tokens_per_s", "flops_per_step",
         "achieved_gflops", "mfu", "generate_cached_tokens_per_s", "generate_uncached_tokens_per_s",

@@ -3,7 +3,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -78,7 +77,6 @@ int run_attention(const AttentionArgs& args) {
   }
   std::fflush(stdout);
 
-  std::filesystem::create_directories(args.out);
   const std::string json_path = args.out + "/attention.json";
   write_file_atomically(json_path, map.to_json());
   const auto images = write_attention_heatmaps(map, args.out);

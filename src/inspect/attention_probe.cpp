@@ -7,12 +7,7 @@ namespace qkv {
 std::vector<int32_t> encode_for_inspection(const Tokenizer& tokenizer, const std::string& text,
                                            int64_t block_size, const std::string& what) {
   if (text.empty()) throw std::invalid_argument(what + " is empty");
-  std::vector<int32_t> ids;
-  try {
-    ids = tokenizer.encode(text);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(what + ": " + e.what());
-  }
+  const auto ids = tokenizer.encode_from(text, what);
   if (ids.empty()) throw std::invalid_argument(what + " encodes to no tokens");
   if (static_cast<int64_t>(ids.size()) > block_size)
     throw std::invalid_argument(what + " is " + std::to_string(ids.size()) +
@@ -21,15 +16,8 @@ std::vector<int32_t> encode_for_inspection(const Tokenizer& tokenizer, const std
   return ids;
 }
 
-AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
-                             const std::string& text) {
-  return probe_attention(
-      model, tokenizer,
-      encode_for_inspection(tokenizer, text, model->config().block_size, "the text"), text);
-}
-
-AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
-                             const std::vector<int32_t>& ids, const std::string& text) {
+ForwardCapture run_for_inspection(TransformerLM& model, const std::vector<int32_t>& ids,
+                                  bool hidden) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();  // no dropout: the weights a user sees are the ones inference uses
@@ -39,9 +27,15 @@ AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
                  .to(device);  // (1, T)
   ForwardCapture capture;
   capture.attention = true;
+  capture.hidden = hidden;
   model->forward(idx, &capture);
   if (was_training) model->train();
+  return capture;
+}
 
+AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
+                             const std::vector<int32_t>& ids, const std::string& text) {
+  const auto capture = run_for_inspection(model, ids, /*hidden=*/false);
   AttentionMap map;
   map.text = text;
   map.ids = ids;

@@ -49,11 +49,6 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
                                 std::to_string(sentences.size()));
   if (word.empty()) throw std::invalid_argument("--word is empty");
 
-  torch::NoGradGuard no_grad;
-  const bool was_training = model->is_training();
-  model->eval();
-  const auto device = model->parameters().front().device();
-
   ContextualEmbeddingComparison out;
   out.word = word;
   out.levels = {"static", "+ positions"};
@@ -95,13 +90,7 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
       throw std::invalid_argument("--word " + quoted(word) + ": no token covers it in " + what);
     occ.piece = tokenizer.piece(ids[static_cast<size_t>(occ.position)]);
 
-    auto idx = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kInt64)
-                   .unsqueeze(0)
-                   .to(device);  // (1, T)
-    ForwardCapture capture;
-    capture.attention = true;
-    capture.hidden = true;
-    model->forward(idx, &capture);
+    const auto capture = run_for_inspection(model, ids, /*hidden=*/true);
     const int64_t p = occ.position;
     std::vector<torch::Tensor> levels = {capture.token_embeddings[0][p],
                                          capture.input_embeddings[0][p]};
@@ -124,7 +113,6 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
     out.top_attended.push_back(std::move(per_layer));
     out.occurrences.push_back(std::move(occ));
   }
-  if (was_training) model->train();
 
   for (size_t i = 0; i < sentences.size(); ++i)
     for (size_t j = i + 1; j < sentences.size(); ++j) {

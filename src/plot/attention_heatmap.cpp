@@ -4,7 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
+#include <stdexcept>
 
 #include "cairo_canvas.h"
 #include "qkv/data/file_bytes.h"
@@ -66,6 +66,7 @@ void draw_panel(CairoCanvas& canvas, const HeatmapLayout& l, const std::vector<s
   canvas.text(title, gx + T * c / 2, y0 + 14, 0.5);
 
   const bool show_values = c >= 26;
+  canvas.font(std::min(9.0, c / 3.2));  // for the values in the cells
   for (int i = 0; i < T; ++i) {
     for (int j = 0; j < T; ++j) {
       const float v = w[static_cast<size_t>(i * T + j)];
@@ -77,7 +78,6 @@ void draw_panel(CairoCanvas& canvas, const HeatmapLayout& l, const std::vector<s
         char s[8];
         std::snprintf(s, sizeof s, "%.2f", v);
         canvas.set_rgb(v > 0.6 ? kInk : 0xFFFFFF);  // dark text on the light end of viridis
-        canvas.font(std::min(9.0, c / 3.2));
         canvas.text(s, gx + (j + 0.5) * c, gy + (i + 0.5) * c + 3, 0.5);
       }
     }
@@ -156,7 +156,6 @@ std::string render_attention_heatmap(const AttentionMap& map, int64_t layer, Ima
 }
 
 std::vector<std::string> write_attention_heatmaps(const AttentionMap& map, const std::string& dir) {
-  std::filesystem::create_directories(dir);
   std::vector<std::string> paths;
   for (int64_t layer = 0; layer < map.n_layer; ++layer) {
     for (ImageFormat f : {ImageFormat::kPng, ImageFormat::kSvg}) {

@@ -16,6 +16,7 @@
 #include "qkv/plot/line_chart.h"
 #include "qkv/report/base64.h"
 #include "qkv/report/run_metrics.h"
+#include "qkv/runtime/median.h"
 #include "qkv/train/checkpoint.h"
 
 namespace qkv {
@@ -106,12 +107,13 @@ std::string write_training_report(const std::string& run_dir,
   const auto& cfg = ckpt.config;
 
   // --- charts ---------------------------------------------------------------------------------
-  std::vector<double> steps, loss, lr, tps;
+  std::vector<double> steps, loss, lr, tps, ms;
   for (const auto& s : metrics.steps) {
     steps.push_back(double(s.step));
     loss.push_back(s.loss);
     lr.push_back(s.lr);
     tps.push_back(s.tokens_per_s);
+    ms.push_back(s.ms);
   }
   std::vector<double> eval_steps, eval_train, eval_val;
   for (const auto& e : metrics.evals) {
@@ -153,12 +155,7 @@ std::string write_training_report(const std::string& run_dir,
     }
     if (attention_text.empty()) attention_text = sample.text;
   }
-  std::vector<int32_t> ids;
-  try {
-    ids = ckpt.tokenizer->encode(attention_text);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument("report: attention text: " + std::string(e.what()));
-  }
+  auto ids = ckpt.tokenizer->encode_from(attention_text, "report: attention text");
   const int64_t keep = std::min<int64_t>(options.attention_tokens, cfg.model.block_size);
   if (static_cast<int64_t>(ids.size()) > keep) {
     ids.resize(static_cast<size_t>(keep));
@@ -184,20 +181,13 @@ std::string write_training_report(const std::string& run_dir,
   const RunMetrics::Eval* best = nullptr;
   for (const auto& e : metrics.evals)
     if (!best || e.val_loss < best->val_loss) best = &e;
-  std::vector<double> ms;
-  for (const auto& s : metrics.steps) ms.push_back(s.ms);
-  std::sort(ms.begin(), ms.end());
-  const double median_ms = ms.empty() ? 0 : ms[ms.size() / 2];
   char best_text[128] = "no evaluation yet";
   if (best)
     std::snprintf(best_text, sizeof best_text, "%.4f at step %lld (perplexity %.2f)",
                   best->val_loss, (long long)best->step, std::exp(best->val_loss));
   char speed[128];
-  std::snprintf(speed, sizeof speed, "%.1f ms/step median, %.0f tokens/s", median_ms,
-                median_ms > 0 ? double(cfg.train.batch_size * cfg.model.block_size *
-                                       cfg.train.grad_accum_steps) /
-                                    (median_ms / 1000.0)
-                              : 0.0);
+  // The trainer's own tokens/s per step (it counts accumulation and every rank).
+  std::snprintf(speed, sizeof speed, "%.1f ms/step median, %.0f tokens/s", median(ms), median(tps));
   const std::time_t now = std::time(nullptr);
   char when[64];
   std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));

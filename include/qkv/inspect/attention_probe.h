@@ -9,13 +9,14 @@
 
 namespace qkv {
 
-// Runs `text` through the model once (eval mode, no gradients) and collects every layer's and
-// head's attention weights. Throws std::invalid_argument when the text is empty, holds something
-// the tokenizer cannot encode, or is longer than the model's context.
-AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
-                             const std::string& text);
+// One forward pass over `ids` (batch 1) in eval mode, without gradients, capturing every layer's
+// attention weights and, with `hidden`, the embeddings and hidden states. The model's train/eval
+// mode is restored afterwards.
+ForwardCapture run_for_inspection(TransformerLM& model, const std::vector<int32_t>& ids,
+                                  bool hidden);
 
-// The same for token ids already encoded; `text` is kept for the record.
+// Every layer's and head's attention weights over `ids`, the encoding of `text` (kept for the
+// record).
 AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
                              const std::vector<int32_t>& ids, const std::string& text);
 
