@@ -92,11 +92,18 @@ TEST(Config, SetOverridesAnyKeyAndChecksIt) {
   EXPECT_DOUBLE_EQ(c.optim.lr, 5e-4);
   EXPECT_EQ(c.data.files, (std::vector<std::string>{"a.txt", "b*.txt"}));
   EXPECT_EQ(load_error(shipped("tiny.yaml"), {"train.batch_size=0"}),
-            "--set train.batch_size=0: train.batch_size: expected an integer >= 1, got 0");
+            "override train.batch_size=0: train.batch_size: expected an integer >= 1, got 0");
   EXPECT_EQ(load_error(shipped("tiny.yaml"), {"optim.lrr=1"}),
-            "--set optim.lrr=1: unknown key 'optim.lrr' (did you mean 'optim.lr'?)");
+            "override optim.lrr=1: unknown key 'optim.lrr' (did you mean 'optim.lr'?)");
   EXPECT_EQ(load_error(shipped("tiny.yaml"), {"train.batch_size"}),
-            "--set train.batch_size: expected section.key=value");
+            "override train.batch_size: expected section.key=value");
+  try {
+    Config::load(shipped("tiny.yaml"), {"runtime.dtype=fp16"});
+    FAIL() << "fp16 accepted";
+  } catch (const qkv::ConfigError& e) {
+    EXPECT_EQ(e.override_assignment(), "runtime.dtype=fp16");
+    EXPECT_EQ(e.detail(), "runtime.dtype: expected one of 'fp32', 'bf16', got 'fp16'");
+  }
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {
@@ -104,7 +111,7 @@ TEST(Config, ResolvedYamlRoundTrips) {
   auto again = Config::parse(c.to_yaml(), "resolved");
   EXPECT_EQ(again.to_yaml(), c.to_yaml());
   EXPECT_EQ(again.model.n_layer, 3);
-  EXPECT_EQ(again.runtime.dtype, "bf16");
+  EXPECT_EQ(again.runtime.dtype, qkv::ComputeDtype::kBf16);
   EXPECT_EQ(again.tokenizer.kind, "sentencepiece");
   EXPECT_EQ(again.tokenizer.vocab_size, 1024);
   // Every key the schema knows appears in the resolved file.
@@ -126,6 +133,22 @@ TEST(CommandLine, BadConfigExitsNonZeroWithOneLineAndWritesNothing) {
       << all;
   EXPECT_EQ(std::count(all.begin(), all.end(), '\n'), 1) << all;
   EXPECT_FALSE(std::filesystem::exists(run));
+}
+
+// The library speaks of overrides; the command line of the --set the user typed.
+TEST(CommandLine, BadOverrideIsNamedAsTheSetOptionTyped) {
+  TempDir dir("config_cli_set");
+  const std::string cmd = std::string(QKV_BINARY) + " train " + shipped("tiny.yaml") +
+                          " --set train.out_dir=" + (dir / "run") + " --set train.batch_size=0 2> " +
+                          (dir / "err.txt");
+  EXPECT_NE(std::system(cmd.c_str()), 0);
+  std::ifstream in(dir / "err.txt");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(
+      all.find("--set train.batch_size=0: train.batch_size: expected an integer >= 1, got 0"),
+      std::string::npos)
+      << all;
+  EXPECT_EQ(all.find("override"), std::string::npos) << all;
 }
 
 }  // namespace

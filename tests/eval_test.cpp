@@ -20,9 +20,9 @@ qkv::TransformerLM model_with(int64_t vocab, int64_t block) {
   return qkv::testing::random_model(vocab, block, 16, 3);
 }
 
-std::vector<int64_t> random_tokens(int64_t n, int64_t vocab) {
-  auto t = torch::randint(0, vocab, {n}, torch::kLong);
-  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
+std::vector<qkv::TokenId> random_tokens(int64_t n, int64_t vocab) {
+  auto t = torch::randint(0, vocab, {n}, torch::kInt);
+  return std::vector<qkv::TokenId>(t.data_ptr<qkv::TokenId>(), t.data_ptr<qkv::TokenId>() + n);
 }
 
 TEST(Perplexity, UniformModelScoresItsVocabularySize) {
@@ -51,7 +51,7 @@ TEST(Perplexity, DisjointWindowsMatchTheTrainingLossOfTheSameWindows) {
   auto r = qkv::evaluate_perplexity(model, tokens, 0, {L, 3});
   ASSERT_EQ(r.tokens_scored, 5 * L);
   torch::NoGradGuard no_grad;
-  auto all = torch::tensor(tokens, torch::kLong);
+  auto all = torch::tensor(tokens).to(torch::kLong);
   std::vector<torch::Tensor> xs, ys;
   for (int64_t w = 0; w < 5; ++w) {
     xs.push_back(all.narrow(0, w * L, L));
@@ -82,7 +82,7 @@ TEST(Perplexity, SmallerStridesBeatDisjointWindowsOnATrainedModel) {
   auto ckpt = qkv::Checkpoint::load(dir / "run/best.pt");
   auto meta = qkv::DatasetMeta::load(config.data.dir);
   qkv::TokenFile val(meta.val_path(), meta.dtype);
-  std::vector<int64_t> tokens(val.size());
+  std::vector<qkv::TokenId> tokens(val.size());
   val.read(0, val.size(), tokens.data());
   const int64_t L = ckpt.config.model.block_size;
   // Disjoint windows give the first tokens of each window almost no context; any smaller stride

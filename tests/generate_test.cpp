@@ -23,7 +23,7 @@ TEST(IncrementalDecoder, CachedLogitsEqualRecomputationAtEveryStepAcrossSlides) 
   const int64_t block = 16;
   auto model = random_model(20, block);
   qkv::IncrementalDecoder cached(model, true), recomputed(model, false);
-  std::vector<int64_t> sequence = {3, 1, 4, 1, 5};
+  std::vector<qkv::TokenId> sequence = {3, 1, 4, 1, 5};
   auto a = cached.feed(sequence), b = recomputed.feed(sequence);
   TokenSampler sampler({/*temperature=*/1.0, 0, 1.0, /*seed=*/9});
   for (int step = 0; step < 100; ++step) {
@@ -34,7 +34,7 @@ TEST(IncrementalDecoder, CachedLogitsEqualRecomputationAtEveryStepAcrossSlides) 
     auto window = torch::tensor(std::vector<int64_t>(from, sequence.end()), torch::kLong);
     auto direct = model(window.unsqueeze(0))[0][-1];
     ASSERT_LT(max_rel_diff(a, direct), 1e-5) << "step " << step;
-    const int64_t next = sampler.sample(a);
+    const qkv::TokenId next = sampler.sample(a);
     sequence.push_back(next);
     a = cached.feed({next});
     b = recomputed.feed({next});
@@ -132,6 +132,30 @@ TEST(TextGenerator, StopsBeforeAStopStringAndStreamsEverythingElse) {
   EXPECT_TRUE(cut.stopped);
   EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
   EXPECT_EQ(streamed, cut.text);
+}
+
+}  // namespace
+
+namespace {
+
+// The library names an option by its field; the command line by the flag the user typed.
+TEST(CommandLine, OptionErrorsNameTheFlag) {
+  const std::string qkv = QKV_BINARY;
+  const std::string tiny = std::string(QKV_SOURCE_DIR) + "/configs/tiny.yaml";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"generate /no/such.pt --top-k -1", "--top-k must be >= 0 (0 = off), got -1"},
+      {"generate /no/such.pt --max-new-tokens 0", "--max-new-tokens must be positive, got 0"},
+      {"eval /no/such.pt --data x.txt --stride -1",
+       "--stride must be >= 0 (0 = the context length), got -1"},
+      {"eval /no/such.pt --data x.txt --batch-size 0", "--batch-size must be positive, got 0"},
+      {"bench " + tiny + " --warmup -1", "--warmup must be >= 0, got -1"},
+  };
+  for (const auto& [args, message] : cases) {
+    auto r = qkv::testing::run_command(qkv + " " + args + " 2>&1");
+    EXPECT_EQ(r.exit_code, 1) << args;
+    EXPECT_NE(r.out.find("error " + message), std::string::npos) << args << "\n" << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
 }
 
 }  // namespace

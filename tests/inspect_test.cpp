@@ -71,11 +71,11 @@ qkv::TransformerLM lecture_model() {
   return model;
 }
 
-void write_checkpoint(const std::string& path, qkv::TransformerLM& model,
+void save_checkpoint(const std::string& path, qkv::TransformerLM& model,
                       const qkv::Tokenizer& tokenizer) {
   qkv::Config config;
   config.model = model->config();
-  qkv::CheckpointWriter::write(path, model, nullptr, config, tokenizer, {});
+  qkv::write_checkpoint(path, model, nullptr, config, tokenizer, {});
 }
 
 double round2(double x) {
@@ -86,7 +86,7 @@ TEST(AttentionCommand, ReproducesTheLectureExampleThroughTheRealModel) {
   TempDir dir("lecture");
   auto model = lecture_model();
   qkv::CharTokenizer tokenizer(kLectureVocabulary);
-  write_checkpoint(dir / "lecture.pt", model, tokenizer);
+  save_checkpoint(dir / "lecture.pt", model, tokenizer);
 
   auto r = run_qkv("attention " + (dir / "lecture.pt") + " --text apdo --out " + (dir / "out"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -128,7 +128,7 @@ TEST(AttentionCommand, EveryRowOfEveryTableIsADistributionOverThePast) {
   TempDir dir("rows");
   qkv::CharTokenizer tokenizer(" abcdefghijklmnopqrstuvwxyz");
   auto model = peaked_model(tokenizer.vocab_size());
-  write_checkpoint(dir / "m.pt", model, tokenizer);
+  save_checkpoint(dir / "m.pt", model, tokenizer);
   const std::string text = "the river bank flows";
   auto r = run_qkv("attention " + (dir / "m.pt") + " --text '" + text + "' --out " + (dir / "o"));
   ASSERT_EQ(r.exit_code, 0);
@@ -175,7 +175,7 @@ TEST(AttentionCommand, BadInputIsAOneLineErrorAndExitCodeOne) {
   TempDir dir("attn_bad");
   qkv::CharTokenizer tokenizer("abc ");
   auto model = qkv::testing::random_model(tokenizer.vocab_size(), 8, 16, 1);
-  write_checkpoint(dir / "m.pt", model, tokenizer);
+  save_checkpoint(dir / "m.pt", model, tokenizer);
   const std::string ckpt = dir / "m.pt";
   for (const std::string& args :
        {ckpt + " --text 'abz'", ckpt + " --text ''", ckpt + " --text 'abcabcabc'",
@@ -256,7 +256,7 @@ TEST(ContextualEmbeddings, AbsentWordNamesTheSentence) {
     FAIL() << "no error for a missing word";
   } catch (const std::invalid_argument& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("--text 2"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("sentence 2"), std::string::npos) << msg;
     EXPECT_NE(msg.find("river banks flow"), std::string::npos) << msg;
   }
 }
@@ -288,7 +288,7 @@ TEST(EmbedCommand, JsonReportsStaticOneAndContextualBelowOne) {
   TempDir dir("embed");
   qkv::CharTokenizer tokenizer(" abcdefghijklmnopqrstuvwxyz");
   auto model = peaked_model(tokenizer.vocab_size());
-  write_checkpoint(dir / "m.pt", model, tokenizer);
+  save_checkpoint(dir / "m.pt", model, tokenizer);
   auto r = run_qkv("embed " + (dir / "m.pt") +
                    " --text 'money bank grows' --text 'river bank flows' --text 'a bank' "
                    "--word bank --json");

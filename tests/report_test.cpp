@@ -64,16 +64,40 @@ TEST(Report, TrainingWritesItAtTheEndAndAtCheckpointsWhenAsked) {
   TempDir dir("report_train");
   auto config = qkv::testing::prepared_tiny(dir, {"train.max_steps=20", "eval.every=10",
                                                   "checkpoint.every=10", "checkpoint.report=true"});
-  qkv::Trainer(config).run();
+  qkv::TrainerOptions options;
+  options.after_checkpoint = qkv::report_after_checkpoint();
+  qkv::Trainer(config, options).run();
   const std::string html = qkv::read_file_bytes(dir / "run/report.html");
   EXPECT_EQ(count(qkv::read_file_bytes(dir / "run/train.log"), "report: "), 2);  // step 10, end
 
   TempDir quiet("report_train_quiet");
   auto config2 = qkv::testing::prepared_tiny(
       quiet, {"train.max_steps=20", "eval.every=10", "checkpoint.every=10"});
-  qkv::Trainer(config2).run();
+  qkv::Trainer(config2, options).run();
   EXPECT_EQ(count(qkv::read_file_bytes(quiet / "run/train.log"), "report: "), 1);  // end only
   EXPECT_TRUE(std::filesystem::is_regular_file(quiet / "run/report.html"));
+
+  // The trainer itself knows nothing of reports: with no observer there is none.
+  TempDir bare("report_train_bare");
+  auto config3 = qkv::testing::prepared_tiny(bare, {"train.max_steps=10", "eval.every=10"});
+  qkv::Trainer(config3).run();
+  EXPECT_FALSE(std::filesystem::exists(bare / "run/report.html"));
+}
+
+TEST(Report, AFailingObserverIsAWarningNotTheEndOfTraining) {
+  TempDir dir("report_observer_throws");
+  auto config = qkv::testing::prepared_tiny(
+      dir, {"train.max_steps=20", "eval.every=10", "checkpoint.every=10"});
+  qkv::TrainerOptions options;
+  int calls = 0;
+  options.after_checkpoint = [&](const qkv::Config&, bool) -> std::string {
+    ++calls;
+    throw std::runtime_error("disk on fire");
+  };
+  auto result = qkv::Trainer(config, options).run();
+  EXPECT_EQ(result.final_step, 20);
+  EXPECT_EQ(calls, 2);  // step 10 and the end
+  EXPECT_EQ(count(qkv::read_file_bytes(dir / "run/train.log"), "disk on fire"), 2);
 }
 
 TEST(Report, IsSelfContainedAndOpensInChromiumWithoutConsoleErrors) {

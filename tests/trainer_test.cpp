@@ -83,10 +83,32 @@ TEST(Trainer, RefusesToOverwriteAnExistingRun) {
   TempDir dir("train_overwrite");
   auto config = prepared_tiny(dir, {"train.max_steps=2"});
   qkv::Trainer(config).run();
-  EXPECT_THROW(qkv::Trainer{config}, std::invalid_argument);
+  try {
+    qkv::Trainer{config};
+    FAIL() << "a run directory with a checkpoint was overwritten";
+  } catch (const qkv::RunDirectoryInUse& e) {
+    EXPECT_EQ(e.run_dir(), dir / "run");
+    EXPECT_EQ(std::string(e.what()), "run directory " + (dir / "run") + " already holds last.pt");
+  }
   // Nor does a resume take model keys: the stored weights fix the model.
-  EXPECT_THROW(qkv::Trainer::resume(dir / "run", {"model.dropout=0.3"}), std::invalid_argument);
+  try {
+    qkv::Trainer::resume(dir / "run", {"model.dropout=0.3"});
+    FAIL() << "a model key changed on resume";
+  } catch (const qkv::ConfigError& e) {
+    EXPECT_EQ(e.override_assignment(), "model.dropout=0.3");
+    EXPECT_EQ(e.detail(), "model keys cannot change when resuming");
+  }
   EXPECT_NO_THROW(qkv::Trainer::resume(dir / "run", {"train.max_steps=3"}));
+  // The command line names the command that continues the run.
+  auto r = qkv::testing::run_command(std::string(QKV_BINARY) + " train " + QKV_SOURCE_DIR +
+                                     "/configs/tiny.yaml --no-prepare --set data.dir=" +
+                                     (dir / "data") + " --set train.out_dir=" + (dir / "run") +
+                                     " 2>&1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("already holds last.pt: continue it with `qkv train --resume " +
+                       (dir / "run") + "`"),
+            std::string::npos)
+      << r.out;
 }
 
 TEST(Checkpoint, HoldsEverythingToRebuildTheModelWithoutTheConfig) {
@@ -183,7 +205,7 @@ TEST(Trainer, NonFiniteLossStopsWithAClearErrorAndKeepsTheLastCheckpoint) {
     ckpt.model->tok_emb->weight.fill_(NAN);
   }
   auto optimizer = qkv::make_adamw(ckpt.model, ckpt.config.optim);
-  qkv::CheckpointWriter::write(dir / "run/last.pt", ckpt.model, optimizer.get(), ckpt.config,
+  qkv::write_checkpoint(dir / "run/last.pt", ckpt.model, optimizer.get(), ckpt.config,
                                *ckpt.tokenizer, ckpt.state);
   const auto before = std::filesystem::last_write_time(dir / "run/last.pt");
   const auto size = std::filesystem::file_size(dir / "run/last.pt");

@@ -8,10 +8,12 @@
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/generate/incremental_decoder.h"
 #include "qkv/model/transformer_lm.h"
-#include "qkv/runtime/autocast_scope.h"
+#include "qkv/runtime/invalid_option.h"
 #include "qkv/runtime/median.h"
 #include "qkv/runtime/runtime_setup.h"
+#include "qkv/train/lr_schedule.h"
 #include "qkv/train/optimizer_setup.h"
+#include "qkv/train/training_step.h"
 
 namespace qkv {
 
@@ -65,78 +67,58 @@ double generation_tokens_per_s(TransformerLM& model, bool use_cache) {
   const int64_t steps = model->config().block_size - 1;
   auto start = Clock::now();
   auto logits = decoder.feed({0});
-  for (int64_t i = 0; i < steps; ++i) logits = decoder.feed({logits.argmax().item<int64_t>()});
+  for (int64_t i = 0; i < steps; ++i)
+    logits = decoder.feed({static_cast<TokenId>(logits.argmax().item<int64_t>())});
   double s = std::chrono::duration<double>(Clock::now() - start).count();
   return double(steps) / s;
 }
 
-}  // namespace
-
-double training_flops_per_step(const ModelConfig& m, int64_t batch_size) {
-  const double C = double(m.d_model), F = double(m.ffn_dim()), V = double(m.vocab_size);
-  const double T = double(m.block_size), L = double(m.n_layer);
-  const double per_token_forward = 2.0 * (L * (4 * C * C + 2 * C * F) + C * V)  // weights
-                                   + L * 2.0 * (2.0 * T * C);                   // QK^T and AV
-  return 3.0 * per_token_forward * double(batch_size) * T;
+// Adds each stage's time to its share of the breakdown (head and loss share one).
+double& share_of(StepBreakdown& b, StepStage stage) {
+  switch (stage) {
+    case StepStage::kEmbedding:
+      return b.embedding;
+    case StepStage::kAttention:
+      return b.attention;
+    case StepStage::kFeedForward:
+      return b.feed_forward;
+    case StepStage::kHead:
+    case StepStage::kLoss:
+      return b.head_and_loss;
+    case StepStage::kBackward:
+      return b.backward;
+    case StepStage::kOptimizer:
+      break;
+  }
+  return b.optimizer;
 }
 
-BenchmarkReport run_benchmark(const Config& config, const BenchmarkOptions& options) {
-  BenchmarkReport r;
-  const auto device = torch::Device(resolve_device(config.runtime.device));
-  const bool cuda = device.is_cuda();
-  const bool bf16 = config.runtime.dtype == "bf16";
-  ModelConfig mc = config.model;
-  if (mc.vocab_size <= 0) mc.vocab_size = 65;
-  r.device = device.str();
-  r.dtype = config.runtime.dtype;
-  r.batch_size = config.train.batch_size;
-  r.block_size = mc.block_size;
-
-  r.matmul_fp32_gflops = matmul_gflops(options.matmul_size, torch::kFloat32, device);
-  r.matmul_bf16_gflops = matmul_gflops(options.matmul_size, torch::kBFloat16, device);
-
+// Times `options.steps` training steps after `options.warmup`, through the trainer's own
+// TrainingStep on random tokens: the step's median and the median of each stage.
+void time_training_steps(const Config& config, const ModelConfig& mc, const torch::Device& device,
+                         const BenchmarkOptions& options, BenchmarkReport& r) {
   torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));
   TransformerLM model(mc);
   model->to(device);
   model->train();
   for (auto& p : model->parameters()) r.parameters += p.numel();
   auto optimizer = make_adamw(model, config.optim);
-  auto params = model->parameters();
+  TrainingStep training_step(model, *optimizer, config);
+  const LrSchedule schedule{config.optim.lr, config.optim.min_lr, config.optim.warmup_steps,
+                            options.warmup + options.steps};
   const int64_t B = config.train.batch_size, T = mc.block_size;
+  auto random_batch = [&] {
+    return Batch{torch::randint(0, mc.vocab_size, {B, T}, torch::kLong),
+                 torch::randint(0, mc.vocab_size, {B, T}, torch::kLong)};
+  };
 
-  // One step, staged by hand through the model's own modules so each part can be timed.
+  Stopwatch watch(device.is_cuda());
   std::vector<double> total, emb, att, ffn, head, back, opt;
   for (int64_t step = 0; step < options.warmup + options.steps; ++step) {
-    auto x = torch::randint(0, mc.vocab_size, {B, T}, torch::kLong).to(device);
-    auto y = torch::randint(0, mc.vocab_size, {B, T}, torch::kLong).to(device);
-    Stopwatch watch(cuda);
     StepBreakdown s;
-    torch::Tensor loss;
-    {
-      AutocastScope autocast(bf16);
-      auto h = model->tok_emb(x);
-      h = h +
-          (model->pos_enc ? model->pos_enc(T, 0) : model->pos_emb(torch::arange(T, x.options())));
-      h = model->drop(h);
-      s.embedding = watch.lap_ms();
-      for (auto& module : *model->blocks) {
-        auto* block = module->as<TransformerBlockImpl>();
-        h = h + block->attn(block->ln1(h));
-        s.attention += watch.lap_ms();
-        h = h + block->ffn(block->ln2(h));
-        s.feed_forward += watch.lap_ms();
-      }
-      auto logits = torch::linear(model->ln_f(h), model->lm_head_weight());
-      loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), y);
-      s.head_and_loss = watch.lap_ms();
-    }
-    loss.backward();
-    s.backward = watch.lap_ms();
-    torch::nn::utils::clip_grad_norm_(params,
-                                      config.train.grad_clip > 0 ? config.train.grad_clip : 1.0);
-    optimizer->step();
-    for (auto& p : params) p.mutable_grad() = torch::Tensor();
-    s.optimizer = watch.lap_ms();
+    watch.restart();
+    training_step.run(random_batch, schedule.at(step),
+                      [&](StepStage stage) { share_of(s, stage) += watch.lap_ms(); });
     if (step < options.warmup) continue;
     emb.push_back(s.embedding);
     att.push_back(s.attention);
@@ -149,19 +131,59 @@ BenchmarkReport run_benchmark(const Config& config, const BenchmarkOptions& opti
   }
   r.breakdown = {median(emb), median(att), median(ffn), median(head), median(back), median(opt)};
   r.step_ms = median(total);
-  r.tokens_per_s = double(B * T) / (r.step_ms / 1000.0);
-  r.flops_per_step = training_flops_per_step(mc, B);
+  r.tokens_per_s = double(B * T * config.train.grad_accum_steps) / (r.step_ms / 1000.0);
+  r.flops_per_step = training_flops_per_step(mc, B * config.train.grad_accum_steps);
   r.achieved_gflops = r.flops_per_step / (r.step_ms / 1000.0) / 1e9;
+}
+
+}  // namespace
+
+void BenchmarkOptions::validate() const {
+  if (steps <= 0) throw InvalidOption("steps", "must be positive, got " + std::to_string(steps));
+  if (warmup < 0) throw InvalidOption("warmup", "must be >= 0, got " + std::to_string(warmup));
+  if (matmul_size <= 0)
+    throw InvalidOption("matmul_size", "must be positive, got " + std::to_string(matmul_size));
+}
+
+double training_flops_per_step(const ModelConfig& m, int64_t batch_size) {
+  const double C = double(m.d_model), F = double(m.ffn_dim()), V = double(m.vocab_size);
+  const double T = double(m.block_size), L = double(m.n_layer);
+  const double per_token_forward = 2.0 * (L * (4 * C * C + 2 * C * F) + C * V)  // weights
+                                   + L * 2.0 * (2.0 * T * C);                   // QK^T and AV
+  return 3.0 * per_token_forward * double(batch_size) * T;
+}
+
+BenchmarkReport run_benchmark(const Config& config, const BenchmarkOptions& options) {
+  options.validate();
+  BenchmarkReport r;
+  const auto device = torch::Device(resolve_device(config.runtime.device));
+  const bool bf16 = config.runtime.dtype == ComputeDtype::kBf16;
+  ModelConfig mc = config.model;
+  if (mc.vocab_size <= 0) mc.vocab_size = ModelConfig{}.vocab_size;  // "from the tokenizer"
+  r.device = device.str();
+  r.dtype = to_string(config.runtime.dtype);
+  r.batch_size = config.train.batch_size;
+  r.block_size = mc.block_size;
+
+  r.matmul_fp32_gflops = matmul_gflops(options.matmul_size, torch::kFloat32, device);
+  r.matmul_bf16_gflops = matmul_gflops(options.matmul_size, torch::kBFloat16, device);
+
+  time_training_steps(config, mc, device, options, r);
   r.mfu = r.achieved_gflops / (bf16 ? r.matmul_bf16_gflops : r.matmul_fp32_gflops);
 
   if (options.generation) {
+    torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));
+    TransformerLM model(mc);
+    model->to(device);
     model->eval();
     r.generate_cached_tokens_per_s = generation_tokens_per_s(model, true);
     r.generate_uncached_tokens_per_s = generation_tokens_per_s(model, false);
-    auto tokens = torch::randint(0, mc.vocab_size, {32 * T + 1}, torch::kLong);
-    std::vector<int64_t> ids(tokens.data_ptr<int64_t>(),
-                             tokens.data_ptr<int64_t>() + tokens.numel());
-    r.eval_tokens_per_s = evaluate_perplexity(model, ids, 0, {0, 8}).tokens_per_s;
+    auto tokens = torch::randint(0, mc.vocab_size, {32 * mc.block_size + 1}, torch::kInt);
+    std::vector<TokenId> ids(tokens.data_ptr<TokenId>(),
+                             tokens.data_ptr<TokenId>() + tokens.numel());
+    PerplexityOptions eval_options;
+    eval_options.batch_size = 8;
+    r.eval_tokens_per_s = evaluate_perplexity(model, ids, 0, eval_options).tokens_per_s;
   }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);

@@ -14,15 +14,13 @@
 namespace qkv::cli {
 
 int run_bench(const BenchArgs& args) {
+  args.options.validate();  // before the set-up: bad options fail at once
   Config config = Config::load(args.config, args.overrides);
   auto runtime = start_runtime(static_cast<int>(config.runtime.threads));
-  // The vocabulary of the prepared data when there is some; otherwise Shakespeare's 65.
+  // The vocabulary of the prepared data when there is some; otherwise the config's.
   if (std::filesystem::exists(config.data.dir + "/meta.json"))
     config.model.vocab_size = DatasetMeta::load(config.data.dir).vocab_size;
-  BenchmarkOptions options;
-  options.steps = args.steps;
-  options.warmup = args.warmup;
-  options.generation = !args.no_generation;
+  const BenchmarkOptions& options = args.options;
   auto r = run_benchmark(config, options);
   r.threads = runtime.threads;
   r.blas_threads = runtime.blas_threads;
@@ -66,7 +64,7 @@ int run_bench(const BenchArgs& args) {
   std::printf("matmul ceiling        fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", r.matmul_fp32_gflops,
               r.matmul_bf16_gflops);
   std::printf("training step         %.2f ms (median of %lld), %.0f tokens/s\n", r.step_ms,
-              (long long)args.steps, r.tokens_per_s);
+              (long long)options.steps, r.tokens_per_s);
   std::printf("model FLOPs           %.2f GFLOP/step, %.1f GFLOP/s achieved, MFU %.1f%%\n",
               r.flops_per_step / 1e9, r.achieved_gflops, 100 * r.mfu);
   std::printf(

@@ -15,6 +15,7 @@
 #include "qkv/data/file_bytes.h"
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/generate/text_generator.h"
+#include "qkv/report/training_report.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/checkpoint.h"
@@ -81,6 +82,7 @@ int run_train(const TrainArgs& args) {
   std::signal(SIGTERM, request_stop);
   TrainerOptions options;
   options.stop = &g_stop;
+  options.after_checkpoint = report_after_checkpoint();
 
   std::unique_ptr<Trainer> trainer;
   if (!args.resume.empty()) {
@@ -93,7 +95,10 @@ int run_train(const TrainArgs& args) {
     trainer = std::make_unique<Trainer>(config, options);
   }
   auto result = trainer->run();
-  if (result.interrupted) return 0;
+  if (result.interrupted) {
+    spdlog::info("continue with: qkv train --resume {}", result.run_dir);
+    return 0;
+  }
   spdlog::info(
       "done: {} steps in {:.1f} s (median {:.1f} ms/step); best val loss {:.4f} at step {}",
       result.final_step, result.wall_seconds, result.median_step_ms, result.best_val_loss,
@@ -103,10 +108,10 @@ int run_train(const TrainArgs& args) {
   return 0;
 }
 
-Checkpoint load_for_inference(const std::string& path, const std::string& device, int threads) {
-  start_runtime(threads);
+Checkpoint load_for_inference(const std::string& path, const RuntimeArgs& runtime) {
+  start_runtime(runtime.threads);
   auto ckpt = Checkpoint::load(path);
-  ckpt.model->to(torch::Device(resolve_device(device)));
+  ckpt.model->to(torch::Device(resolve_device(runtime.device)));
   ckpt.model->eval();
   spdlog::info("loaded {} (step {}, {} tokenizer, vocab {})", ckpt.path, ckpt.state.step,
                ckpt.tokenizer->kind(), ckpt.tokenizer->vocab_size());
@@ -114,19 +119,13 @@ Checkpoint load_for_inference(const std::string& path, const std::string& device
 }
 
 int run_generate(const GenerateArgs& args) {
-  GenerationOptions options;
-  options.max_new_tokens = args.max_new_tokens;
-  options.sampling.temperature = args.temperature;
-  options.sampling.top_k = args.top_k;
-  options.sampling.top_p = args.top_p;
-  options.stop = args.stop;
-  options.use_kv_cache = !args.no_kv_cache;
+  GenerationOptions options = args.options;
   options.validate();  // before the (slow) load: bad options fail at once
   if (args.num_samples <= 0)
     throw std::invalid_argument("--num-samples must be positive, got " +
                                 std::to_string(args.num_samples));
 
-  auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
+  auto ckpt = load_for_inference(args.checkpoint, args.runtime);
   const std::string prompt =
       args.prompt_file.empty() ? args.prompt : read_file_bytes(args.prompt_file);
   const auto ids = ckpt.tokenizer->encode_from(prompt, "prompt");
@@ -141,7 +140,7 @@ int run_generate(const GenerateArgs& args) {
 
   TextGenerator generator(ckpt.model, *ckpt.tokenizer);
   for (int n = 0; n < args.num_samples; ++n) {
-    options.sampling.seed = args.seed + static_cast<uint64_t>(n);
+    options.sampling.seed = args.options.sampling.seed + static_cast<uint64_t>(n);
     if (n > 0) std::fputs("\n---\n", stdout);
     std::fwrite(prompt.data(), 1, prompt.size(), stdout);
     auto result = generator.generate(ids, options, [](const std::string& piece) {
@@ -160,10 +159,11 @@ int run_generate(const GenerateArgs& args) {
 }
 
 int run_eval(const EvalArgs& args) {
-  auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
+  args.options.validate();  // before the (slow) load: bad options fail at once
+  auto ckpt = load_for_inference(args.checkpoint, args.runtime);
   if (!std::filesystem::is_regular_file(args.data))
     throw std::invalid_argument("--data " + args.data + ": file not found");
-  std::vector<int64_t> tokens;
+  std::vector<TokenId> tokens;
   int64_t bytes = 0;
   const bool bin = std::filesystem::path(args.data).extension() == ".bin";
   if (bin) {
@@ -182,8 +182,7 @@ int run_eval(const EvalArgs& args) {
   } else {
     const std::string text = read_file_bytes(args.data);
     if (text.empty()) throw std::invalid_argument("--data " + args.data + " is empty");
-    const auto ids = ckpt.tokenizer->encode_from(text, args.data);
-    tokens.assign(ids.begin(), ids.end());
+    tokens = ckpt.tokenizer->encode_from(text, args.data);
     bytes = static_cast<int64_t>(text.size());
   }
   if (tokens.size() < 2)
@@ -191,13 +190,11 @@ int run_eval(const EvalArgs& args) {
                                 " tokens; at least 2 are needed");
   // The first token is context only: its bytes are not scored.
   if (bytes > 0)
-    bytes -= static_cast<int64_t>(ckpt.tokenizer->decode({static_cast<int32_t>(tokens[0])}).size());
+    bytes -= static_cast<int64_t>(ckpt.tokenizer->decode({tokens[0]}).size());
 
-  PerplexityOptions options;
-  options.stride = args.stride;
-  options.batch_size = args.batch_size;
-  auto r = evaluate_perplexity(ckpt.model, tokens, bytes, options);
-  const int64_t stride = args.stride > 0 ? args.stride : ckpt.config.model.block_size;
+  auto r = evaluate_perplexity(ckpt.model, tokens, bytes, args.options);
+  const int64_t stride =
+      args.options.stride > 0 ? args.options.stride : ckpt.config.model.block_size;
   if (args.json) {
     nlohmann::json j = {
         {"checkpoint", ckpt.path},

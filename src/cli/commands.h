@@ -3,13 +3,25 @@
 #include <string>
 #include <vector>
 
+#include "qkv/bench/training_benchmark.h"
+#include "qkv/eval/perplexity_evaluator.h"
+#include "qkv/generate/text_generator.h"
+#include "qkv/report/training_report.h"
 #include "qkv/runtime/runtime_setup.h"
 
 namespace qkv {
 struct Checkpoint;
 }
 
+// Each command's arguments: what only the command line has, plus the library's own option struct
+// that the flags bind to directly.
 namespace qkv::cli {
+
+// Where a command that loads a checkpoint runs (--device, --threads).
+struct RuntimeArgs {
+  std::string device = "auto";
+  int threads = 0;  // 0 = every core
+};
 
 struct PrepareArgs {
   std::string config;
@@ -27,35 +39,24 @@ struct GenerateArgs {
   std::string checkpoint;  // file or run directory
   std::string prompt;
   std::string prompt_file;
-  int64_t max_new_tokens = 500;
-  double temperature = 1.0;
-  int64_t top_k = 0;
-  double top_p = 1.0;
-  uint64_t seed = 1337;
-  int num_samples = 1;
-  std::vector<std::string> stop;
-  bool no_kv_cache = false;
-  std::string device = "auto";
-  int threads = 0;
+  int num_samples = 1;  // sample n uses seed options.sampling.seed + n
+  GenerationOptions options;
+  RuntimeArgs runtime;
 };
 
 struct EvalArgs {
   std::string checkpoint;
   std::string data;  // raw text, or a prepared .bin token file
-  int64_t stride = 0;
-  int64_t batch_size = 8;
   bool json = false;
-  std::string device = "auto";
-  int threads = 0;
+  PerplexityOptions options;
+  RuntimeArgs runtime;
 };
 
 struct BenchArgs {
   std::string config = "configs/shakespeare_char.yaml";
   std::vector<std::string> overrides;
-  int64_t steps = 20;
-  int64_t warmup = 3;
   bool json = false;
-  bool no_generation = false;
+  BenchmarkOptions options;
 };
 
 struct AttentionArgs {
@@ -64,8 +65,7 @@ struct AttentionArgs {
   int64_t layer = 0;  // 1-based; 0 = every layer
   int64_t head = 0;   // 1-based; 0 = the heads' mean and then each head
   std::string out = "attention";
-  std::string device = "auto";
-  int threads = 0;
+  RuntimeArgs runtime;
 };
 
 struct EmbedArgs {
@@ -74,15 +74,12 @@ struct EmbedArgs {
   std::string word;
   int top_k = 3;
   bool json = false;
-  std::string device = "auto";
-  int threads = 0;
+  RuntimeArgs runtime;
 };
 
 struct ReportArgs {
   std::string run_dir;
-  std::string text;  // attention text; empty = a line of validation text
-  int64_t sample_tokens = 300;
-  uint64_t seed = 1337;
+  TrainingReportOptions options;
   int threads = 0;
 };
 
@@ -95,8 +92,8 @@ int run_generate(const GenerateArgs& args);
 int run_eval(const EvalArgs& args);
 int run_train(const TrainArgs& args);
 
-// Loads a checkpoint (file or run directory) onto `device` in eval mode, after start_runtime.
-Checkpoint load_for_inference(const std::string& path, const std::string& device, int threads);
+// Loads a checkpoint (file or run directory) onto the device in eval mode, after start_runtime.
+Checkpoint load_for_inference(const std::string& path, const RuntimeArgs& runtime);
 
 // Sets threads from `threads` (0 = every core) and logs the version, LibTorch version, BLAS
 // and thread counts.

@@ -43,7 +43,7 @@ nlohmann::json nan_to_null(const std::vector<double>& v) {
 }  // namespace
 
 int run_attention(const AttentionArgs& args) {
-  auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
+  auto ckpt = load_for_inference(args.checkpoint, args.runtime);
   const auto& mc = ckpt.config.model;
   if (args.layer < 0 || args.layer > mc.n_layer)
     throw std::invalid_argument("--layer " + std::to_string(args.layer) + ": the model has " +
@@ -93,7 +93,7 @@ int run_embed(const EmbedArgs& args) {
   if (args.texts.size() < 2)  // before the load: a usage error should fail at once
     throw std::invalid_argument("--text: give at least two sentences to compare, got " +
                                 std::to_string(args.texts.size()));
-  auto ckpt = load_for_inference(args.checkpoint, args.device, args.threads);
+  auto ckpt = load_for_inference(args.checkpoint, args.runtime);
   const auto cmp =
       compare_contextual_embeddings(ckpt.model, *ckpt.tokenizer, args.texts, args.word, args.top_k);
 
@@ -169,13 +169,10 @@ int run_embed(const EmbedArgs& args) {
 }
 
 int run_report(const ReportArgs& args) {
-  if (args.sample_tokens <= 0) throw std::invalid_argument("--sample-tokens must be positive");
+  if (args.options.sample_tokens <= 0)
+    throw std::invalid_argument("--sample-tokens must be positive");
   start_runtime(args.threads);
-  TrainingReportOptions options;
-  options.attention_text = args.text;
-  options.sample_tokens = args.sample_tokens;
-  options.seed = args.seed;
-  const std::string path = write_training_report(args.run_dir, options);
+  const std::string path = write_training_report(args.run_dir, args.options);
   spdlog::info("wrote {}", path);
   std::printf("%s\n", path.c_str());
   return 0;

@@ -1,16 +1,173 @@
-// The qkv command line: argument parsing and error reporting over the qkv library.
+// The qkv command line: argument parsing and error reporting over the qkv library. Flags bind to
+// the library's own option structs; the library's errors get the command line's names here.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 
 #include "commands.h"
+#include "qkv/config/config.h"
+#include "qkv/data/data_preparer.h"
+#include "qkv/runtime/invalid_option.h"
+#include "qkv/train/trainer.h"
 
 namespace {
+
+using namespace qkv::cli;
 
 // LibTorch errors carry a C++ backtrace; users get its first line only.
 std::string first_line(const std::string& s) {
   return s.substr(0, s.find('\n'));
+}
+
+// The library names things as the library sees them (an option's field, an override, a state);
+// the user gets them as typed on the command line, with the command that helps.
+std::string user_message(const std::exception& e) {
+  const std::string what = e.what();
+  if (auto* o = dynamic_cast<const qkv::InvalidOption*>(&e)) {
+    std::string flag = o->option();
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    return "--" + flag + " " + o->requirement();
+  }
+  if (auto* c = dynamic_cast<const qkv::ConfigError*>(&e); c && !c->override_assignment().empty())
+    return "--set " + c->override_assignment() + ": " + c->detail();
+  if (auto* r = dynamic_cast<const qkv::RunDirectoryInUse*>(&e))
+    return what + ": continue it with `qkv train --resume " + r->run_dir() +
+           "` or start a new one with --set train.out_dir=DIR";
+  if (dynamic_cast<const qkv::DataNotPrepared*>(&e))
+    return what + " (run `qkv prepare CONFIG` first)";
+  if (dynamic_cast<const qkv::DataFilesNotFound*>(&e))
+    return what + " (scripts/get_data.sh fetches the default corpus)";
+  if (auto* t = dynamic_cast<const c10::Error*>(&e)) return t->what_without_backtrace();
+  return what;
+}
+
+void add_runtime_options(CLI::App* cmd, RuntimeArgs& runtime) {
+  cmd->add_option("--device", runtime.device, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--threads", runtime.threads, "Threads; 0 = every core")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+}
+
+CLI::App* add_prepare(CLI::App& app, PrepareArgs& a) {
+  auto* cmd = app.add_subcommand("prepare", "Tokenize a corpus into train/val token files");
+  cmd->add_option("config", a.config, "YAML config file")->required();
+  cmd->add_option("--set", a.overrides, "Override a key: section.key=value");
+  return cmd;
+}
+
+CLI::App* add_train(CLI::App& app, TrainArgs& a) {
+  auto* cmd = app.add_subcommand("train", "Train a model from a YAML config");
+  cmd->add_option("config", a.config, "YAML config file");
+  cmd->add_option("--set", a.overrides, "Override a key: section.key=value");
+  cmd->add_option("--resume", a.resume, "Continue the run in this directory");
+  cmd->add_flag("--no-prepare", a.skip_prepare, "Do not (re)prepare the data first");
+  return cmd;
+}
+
+CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
+  auto& o = a.options;
+  auto* cmd = app.add_subcommand("generate", "Generate text from a checkpoint");
+  cmd->add_option("checkpoint", a.checkpoint, "Checkpoint file or run directory (best.pt)")
+      ->required();
+  auto* prompt = cmd->add_option("--prompt", a.prompt, "Text to continue");
+  cmd->add_option("--prompt-file", a.prompt_file, "File whose text to continue")->excludes(prompt);
+  cmd->add_option("--max-new-tokens", o.max_new_tokens, "Tokens to generate")
+      ->capture_default_str();
+  cmd->add_option("--temperature", o.sampling.temperature, "Softmax temperature; 0 = greedy")
+      ->capture_default_str();
+  cmd->add_option("--top-k", o.sampling.top_k, "Keep the k most likely tokens; 0 = off")
+      ->capture_default_str();
+  cmd->add_option("--top-p", o.sampling.top_p, "Nucleus: keep the smallest set with this mass")
+      ->capture_default_str();
+  cmd->add_option("--seed", o.sampling.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--num-samples", a.num_samples, "Independent samples (seed, seed+1, ...)")
+      ->capture_default_str();
+  cmd->add_option("--stop", o.stop, "Stop at this string (repeatable)");
+  cmd->add_flag_callback(
+      "--no-kv-cache", [&o] { o.use_kv_cache = false; }, "Recompute the context every step");
+  add_runtime_options(cmd, a.runtime);
+  return cmd;
+}
+
+CLI::App* add_eval(CLI::App& app, EvalArgs& a) {
+  auto* cmd = app.add_subcommand("eval", "Perplexity of a checkpoint on text");
+  cmd->add_option("checkpoint", a.checkpoint, "Checkpoint file or run directory (best.pt)")
+      ->required();
+  cmd->add_option("--data", a.data, "Raw text file, or a prepared .bin token file")->required();
+  cmd->add_option("--stride", a.options.stride, "Window stride; 0 = block_size")
+      ->capture_default_str();
+  cmd->add_option("--batch-size", a.options.batch_size, "Windows per forward pass")
+      ->capture_default_str();
+  cmd->add_flag("--json", a.json, "Print one JSON object");
+  add_runtime_options(cmd, a.runtime);
+  return cmd;
+}
+
+CLI::App* add_bench(CLI::App& app, BenchArgs& a) {
+  auto& o = a.options;
+  auto* cmd = app.add_subcommand("bench", "Measure training, generation and evaluation speed");
+  cmd->add_option("config", a.config, "YAML config file")->capture_default_str();
+  cmd->add_option("--set", a.overrides, "Override a key: section.key=value");
+  cmd->add_option("--steps", o.steps, "Measured training steps")->capture_default_str();
+  cmd->add_option("--warmup", o.warmup, "Unmeasured steps first")->capture_default_str();
+  cmd->add_flag("--json", a.json, "Print one JSON object");
+  cmd->add_flag_callback(
+      "--no-generation", [&o] { o.generation = false; }, "Skip generation and evaluation");
+  return cmd;
+}
+
+CLI::App* add_attention(CLI::App& app, AttentionArgs& a) {
+  auto* cmd = app.add_subcommand(
+      "attention", "Attention weights of a text: tables, heatmaps (PNG, SVG) and JSON");
+  cmd->add_option("checkpoint", a.checkpoint, "Checkpoint file or run directory")->required();
+  cmd->add_option("--text", a.text, "The text to look at")->required();
+  cmd->add_option("--layer", a.layer, "Layer to print (1-based); 0 = all")->capture_default_str();
+  cmd->add_option("--head", a.head, "Head to print (1-based); 0 = mean and each head")
+      ->capture_default_str();
+  cmd->add_option("--out", a.out, "Directory for attention.json and the heatmaps")
+      ->capture_default_str();
+  add_runtime_options(cmd, a.runtime);
+  return cmd;
+}
+
+CLI::App* add_embed(CLI::App& app, EmbedArgs& a) {
+  auto* cmd = app.add_subcommand(
+      "embed", "How one word's embedding changes with its context, layer by layer");
+  cmd->add_option("checkpoint", a.checkpoint, "Checkpoint file or run directory")->required();
+  cmd->add_option("--text", a.texts, "A sentence holding the word (repeat: 2 or more)")
+      ->required();
+  cmd->add_option("--word", a.word, "The word to follow")->required();
+  cmd->add_option("--top-k", a.top_k, "Attended tokens to list per layer")->capture_default_str();
+  cmd->add_flag("--json", a.json, "Print one JSON object");
+  add_runtime_options(cmd, a.runtime);
+  return cmd;
+}
+
+CLI::App* add_report(CLI::App& app, ReportArgs& a) {
+  auto* cmd =
+      app.add_subcommand("report", "Write RUN_DIR/report.html: curves, sample, attention, config");
+  cmd->add_option("run_dir", a.run_dir, "Run directory")->required();
+  cmd->add_option("--text", a.options.attention_text, "Text for the attention heatmaps");
+  cmd->add_option("--sample-tokens", a.options.sample_tokens, "Length of the sample")
+      ->capture_default_str();
+  cmd->add_option("--seed", a.options.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--threads", a.threads, "Threads; 0 = every core")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  return cmd;
+}
+
+int check_and_run_train(const TrainArgs& train) {
+  if (train.config.empty() && train.resume.empty()) {
+    spdlog::error("train: give a config file, or --resume RUN_DIR");
+    return 2;
+  }
+  if (!train.config.empty() && !train.resume.empty())
+    spdlog::warn("--resume uses the config stored in {}; {} is ignored (use --set to change keys)",
+                 train.resume, train.config);
+  return run_train(train);
 }
 
 }  // namespace
@@ -25,138 +182,36 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "Debug logging");
-
-  qkv::cli::PrepareArgs prepare;
-  auto* prepare_cmd = app.add_subcommand("prepare", "Tokenize a corpus into train/val token files");
-  prepare_cmd->add_option("config", prepare.config, "YAML config file")->required();
-  prepare_cmd->add_option("--set", prepare.overrides, "Override a key: section.key=value");
-
-  qkv::cli::TrainArgs train;
-  auto* train_cmd = app.add_subcommand("train", "Train a model from a YAML config");
-  train_cmd->add_option("config", train.config, "YAML config file");
-  train_cmd->add_option("--set", train.overrides, "Override a key: section.key=value");
-  train_cmd->add_option("--resume", train.resume, "Continue the run in this directory");
-  train_cmd->add_flag("--no-prepare", train.skip_prepare, "Do not (re)prepare the data first");
-
-  qkv::cli::GenerateArgs gen;
-  auto* gen_cmd = app.add_subcommand("generate", "Generate text from a checkpoint");
-  gen_cmd->add_option("checkpoint", gen.checkpoint, "Checkpoint file or run directory (best.pt)")
-      ->required();
-  auto* prompt_opt = gen_cmd->add_option("--prompt", gen.prompt, "Text to continue");
-  gen_cmd->add_option("--prompt-file", gen.prompt_file, "File whose text to continue")
-      ->excludes(prompt_opt);
-  gen_cmd->add_option("--max-new-tokens", gen.max_new_tokens, "Tokens to generate")
-      ->capture_default_str();
-  gen_cmd->add_option("--temperature", gen.temperature, "Softmax temperature; 0 = greedy")
-      ->capture_default_str();
-  gen_cmd->add_option("--top-k", gen.top_k, "Keep the k most likely tokens; 0 = off")
-      ->capture_default_str();
-  gen_cmd->add_option("--top-p", gen.top_p, "Nucleus: keep the smallest set with this mass")
-      ->capture_default_str();
-  gen_cmd->add_option("--seed", gen.seed, "Sampling seed")->capture_default_str();
-  gen_cmd->add_option("--num-samples", gen.num_samples, "Independent samples (seed, seed+1, ...)")
-      ->capture_default_str();
-  gen_cmd->add_option("--stop", gen.stop, "Stop at this string (repeatable)");
-  gen_cmd->add_flag("--no-kv-cache", gen.no_kv_cache, "Recompute the context every step");
-  gen_cmd->add_option("--device", gen.device, "auto, cpu or cuda")->capture_default_str();
-  gen_cmd->add_option("--threads", gen.threads, "Threads; 0 = every core")->capture_default_str();
-
-  qkv::cli::EvalArgs ev;
-  auto* eval_cmd = app.add_subcommand("eval", "Perplexity of a checkpoint on text");
-  eval_cmd->add_option("checkpoint", ev.checkpoint, "Checkpoint file or run directory (best.pt)")
-      ->required();
-  eval_cmd->add_option("--data", ev.data, "Raw text file, or a prepared .bin token file")
-      ->required();
-  eval_cmd->add_option("--stride", ev.stride, "Window stride; 0 = block_size")
-      ->capture_default_str();
-  eval_cmd->add_option("--batch-size", ev.batch_size, "Windows per forward pass")
-      ->capture_default_str();
-  eval_cmd->add_flag("--json", ev.json, "Print one JSON object");
-  eval_cmd->add_option("--device", ev.device, "auto, cpu or cuda")->capture_default_str();
-  eval_cmd->add_option("--threads", ev.threads, "Threads; 0 = every core")->capture_default_str();
-
-  qkv::cli::BenchArgs bench;
-  auto* bench_cmd =
-      app.add_subcommand("bench", "Measure training, generation and evaluation speed");
-  bench_cmd->add_option("config", bench.config, "YAML config file")->capture_default_str();
-  bench_cmd->add_option("--set", bench.overrides, "Override a key: section.key=value");
-  bench_cmd->add_option("--steps", bench.steps, "Measured training steps")->capture_default_str();
-  bench_cmd->add_option("--warmup", bench.warmup, "Unmeasured steps first")->capture_default_str();
-  bench_cmd->add_flag("--json", bench.json, "Print one JSON object");
-  bench_cmd->add_flag("--no-generation", bench.no_generation, "Skip generation and evaluation");
-
-  qkv::cli::AttentionArgs attn;
-  auto* attn_cmd = app.add_subcommand(
-      "attention", "Attention weights of a text: tables, heatmaps (PNG, SVG) and JSON");
-  attn_cmd->add_option("checkpoint", attn.checkpoint, "Checkpoint file or run directory")
-      ->required();
-  attn_cmd->add_option("--text", attn.text, "The text to look at")->required();
-  attn_cmd->add_option("--layer", attn.layer, "Layer to print (1-based); 0 = all")
-      ->capture_default_str();
-  attn_cmd->add_option("--head", attn.head, "Head to print (1-based); 0 = mean and each head")
-      ->capture_default_str();
-  attn_cmd->add_option("--out", attn.out, "Directory for attention.json and the heatmaps")
-      ->capture_default_str();
-  attn_cmd->add_option("--device", attn.device, "auto, cpu or cuda")->capture_default_str();
-  attn_cmd->add_option("--threads", attn.threads, "Threads; 0 = every core")->capture_default_str();
-
-  qkv::cli::EmbedArgs embed;
-  auto* embed_cmd = app.add_subcommand(
-      "embed", "How one word's embedding changes with its context, layer by layer");
-  embed_cmd->add_option("checkpoint", embed.checkpoint, "Checkpoint file or run directory")
-      ->required();
-  embed_cmd->add_option("--text", embed.texts, "A sentence holding the word (repeat: 2 or more)")
-      ->required();
-  embed_cmd->add_option("--word", embed.word, "The word to follow")->required();
-  embed_cmd->add_option("--top-k", embed.top_k, "Attended tokens to list per layer")
-      ->capture_default_str();
-  embed_cmd->add_flag("--json", embed.json, "Print one JSON object");
-  embed_cmd->add_option("--device", embed.device, "auto, cpu or cuda")->capture_default_str();
-  embed_cmd->add_option("--threads", embed.threads, "Threads; 0 = every core")
-      ->capture_default_str();
-
-  qkv::cli::ReportArgs report;
-  auto* report_cmd =
-      app.add_subcommand("report", "Write RUN_DIR/report.html: curves, sample, attention, config");
-  report_cmd->add_option("run_dir", report.run_dir, "Run directory")->required();
-  report_cmd->add_option("--text", report.text, "Text for the attention heatmaps");
-  report_cmd->add_option("--sample-tokens", report.sample_tokens, "Length of the sample")
-      ->capture_default_str();
-  report_cmd->add_option("--seed", report.seed, "Sampling seed")->capture_default_str();
-  report_cmd->add_option("--threads", report.threads, "Threads; 0 = every core")
-      ->capture_default_str();
-
+  PrepareArgs prepare;
+  TrainArgs train;
+  GenerateArgs generate;
+  EvalArgs eval;
+  BenchArgs bench;
+  AttentionArgs attention;
+  EmbedArgs embed;
+  ReportArgs report;
+  auto* prepare_cmd = add_prepare(app, prepare);
+  auto* train_cmd = add_train(app, train);
+  auto* generate_cmd = add_generate(app, generate);
+  auto* eval_cmd = add_eval(app, eval);
+  auto* bench_cmd = add_bench(app, bench);
+  auto* attention_cmd = add_attention(app, attention);
+  auto* embed_cmd = add_embed(app, embed);
+  auto* report_cmd = add_report(app, report);
   CLI11_PARSE(app, argc, argv);
   if (verbose) spdlog::set_level(spdlog::level::debug);
 
   try {
-    if (*prepare_cmd) return qkv::cli::run_prepare(prepare);
-    if (*gen_cmd) return qkv::cli::run_generate(gen);
-    if (*eval_cmd) return qkv::cli::run_eval(ev);
-    if (*attn_cmd) return qkv::cli::run_attention(attn);
-    if (*embed_cmd) return qkv::cli::run_embed(embed);
-    if (*report_cmd) return qkv::cli::run_report(report);
-    if (*bench_cmd) {
-      if (bench.steps <= 0) throw std::invalid_argument("--steps must be positive");
-      return qkv::cli::run_bench(bench);
-    }
-    if (*train_cmd) {
-      if (train.config.empty() && train.resume.empty()) {
-        spdlog::error("train: give a config file, or --resume RUN_DIR");
-        return 2;
-      }
-      if (!train.config.empty() && !train.resume.empty())
-        spdlog::warn(
-            "--resume uses the config stored in {}; {} is ignored (use --set to change "
-            "keys)",
-            train.resume, train.config);
-      return qkv::cli::run_train(train);
-    }
-  } catch (const c10::Error& e) {
-    spdlog::error(first_line(e.what_without_backtrace()));
-    return 1;
+    if (*prepare_cmd) return run_prepare(prepare);
+    if (*train_cmd) return check_and_run_train(train);
+    if (*generate_cmd) return run_generate(generate);
+    if (*eval_cmd) return run_eval(eval);
+    if (*bench_cmd) return run_bench(bench);
+    if (*attention_cmd) return run_attention(attention);
+    if (*embed_cmd) return run_embed(embed);
+    if (*report_cmd) return run_report(report);
   } catch (const std::exception& e) {
-    spdlog::error(first_line(e.what()));
+    spdlog::error(first_line(user_message(e)));
     return 1;
   }
   return 0;

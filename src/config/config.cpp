@@ -23,16 +23,17 @@ std::string unknown_key_message(const std::string& key) {
   return msg;
 }
 
-void set_key(Config& c, const std::string& key, const YAML::Node& value, const std::string& where) {
+// Sets one key; throws std::invalid_argument saying what is wrong, the key named, no location.
+void set_key(Config& c, const std::string& key, const YAML::Node& value) {
   const ConfigField* field = find_field(key);
-  if (!field) throw ConfigError(where + ": " + unknown_key_message(key));
+  if (!field) throw std::invalid_argument(unknown_key_message(key));
   try {
     field->set(c, value);
   } catch (const std::invalid_argument& e) {
     std::string what = e.what();
     // Messages that already name the key (model.*) are kept; others get the key in front.
-    if (what.rfind(key, 0) == 0) throw ConfigError(where + ": " + what);
-    throw ConfigError(where + ": " + key + ": " + what);
+    if (what.rfind(key, 0) == 0) throw;
+    throw std::invalid_argument(key + ": " + what);
   }
 }
 
@@ -50,13 +51,34 @@ void apply_yaml(Config& c, const YAML::Node& root, const std::string& where) {
     }
     for (const auto& entry : section.second) {
       const std::string key = name + "." + entry.first.as<std::string>();
-      std::string line = where + ":" + std::to_string(entry.first.Mark().line + 1);
-      set_key(c, key, entry.second, line);
+      try {
+        set_key(c, key, entry.second);
+      } catch (const std::invalid_argument& e) {
+        throw ConfigError(where + ":" + std::to_string(entry.first.Mark().line + 1) + ": " +
+                          e.what());
+      }
     }
   }
 }
 
 }  // namespace
+
+ConfigError ConfigError::in_override(const std::string& assignment, const std::string& detail) {
+  ConfigError e("override " + assignment + ": " + detail);
+  e.assignment_ = assignment;
+  e.detail_ = detail;
+  return e;
+}
+
+std::string to_string(ComputeDtype dtype) {
+  return dtype == ComputeDtype::kBf16 ? "bf16" : "fp32";
+}
+
+ComputeDtype compute_dtype_from_string(const std::string& name) {
+  if (name == "fp32") return ComputeDtype::kFp32;
+  if (name == "bf16") return ComputeDtype::kBf16;
+  throw std::invalid_argument("expected one of 'fp32', 'bf16', got '" + name + "'");
+}
 
 std::vector<std::string> Config::known_keys() {
   std::vector<std::string> keys;
@@ -120,18 +142,22 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
 }
 
 void Config::apply_override(const std::string& assignment) {
-  const std::string where = "--set " + assignment;
   auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0) throw ConfigError(where + ": expected section.key=value");
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError::in_override(assignment, "expected section.key=value");
   const std::string key = assignment.substr(0, eq);
   YAML::Node value;
   try {
     value = YAML::Load(assignment.substr(eq + 1));
   } catch (const YAML::Exception& e) {
-    throw ConfigError(where + ": invalid value: " + e.msg);
+    throw ConfigError::in_override(assignment, "invalid value: " + e.msg);
   }
   if (!value || value.IsNull()) value = YAML::Node(assignment.substr(eq + 1));
-  set_key(*this, key, value, where);
+  try {
+    set_key(*this, key, value);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError::in_override(assignment, e.what());
+  }
 }
 
 void Config::validate() const {

@@ -1,4 +1,4 @@
-// The one table of configuration keys: parsing, --set overrides, range checks and the resolved
+// The one table of configuration keys: parsing, key=value overrides, range checks and the resolved
 // config written into a run all go through it, so a new knob is added in exactly one place.
 #include "config_schema.h"
 
@@ -232,8 +232,13 @@ const std::vector<ConfigField>& config_schema() {
                    {"auto", "cpu", "cuda"}),
       int_field(
           "runtime.seed", [](Config& c) -> int64_t& { return c.runtime.seed; }, 0, kMaxInt),
-      string_field("runtime.dtype", [](Config& c) -> std::string& { return c.runtime.dtype; },
-                   {"fp32", "bf16"}),
+      {"runtime.dtype",
+       [](Config& c, const YAML::Node& n) {
+         c.runtime.dtype = compute_dtype_from_string(as_string(n));
+       },
+       [](const Config& c, YAML::Emitter& e) {
+         e << YAML::DoubleQuoted << to_string(c.runtime.dtype);
+       }},
   };
   return fields;
 }

@@ -125,8 +125,7 @@ std::vector<std::string> resolve_data_files(const std::vector<std::string>& patt
         if (fs::is_regular_file(g.gl_pathv[i])) files.push_back(g.gl_pathv[i]), ++found;
     globfree(&g);
     if (found == 0)
-      throw std::invalid_argument("data.files: no file matches '" + pattern +
-                                  "' (run scripts/get_data.sh for the default corpus)");
+      throw DataFilesNotFound("data.files: no file matches '" + pattern + "'");
   }
   return files;
 }
@@ -134,7 +133,7 @@ std::vector<std::string> resolve_data_files(const std::vector<std::string>& patt
 DatasetMeta DatasetMeta::load(const std::string& dir) {
   const std::string path = dir + "/meta.json";
   std::ifstream in(path);
-  if (!in) throw std::invalid_argument(path + " not found: run `qkv prepare CONFIG` first");
+  if (!in) throw DataNotPrepared(path + " not found: the data is not prepared");
   json j;
   try {
     j = json::parse(in);

@@ -61,15 +61,29 @@ uint32_t TokenFile::at(int64_t i) const {
                                        : static_cast<const uint32_t*>(data_)[i];
 }
 
+namespace {
+
+template <typename Out>
+void copy_tokens(const void* data, TokenDtype dtype, int64_t start, int64_t n, Out* out) {
+  if (dtype == TokenDtype::kUInt16) {
+    const auto* p = static_cast<const uint16_t*>(data) + start;
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<Out>(p[i]);
+  } else {
+    const auto* p = static_cast<const uint32_t*>(data) + start;
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<Out>(p[i]);
+  }
+}
+
+}  // namespace
+
 void TokenFile::read(int64_t start, int64_t n, int64_t* out) const {
   if (start < 0 || start + n > count_) throw std::out_of_range("token range outside " + path_);
-  if (dtype_ == TokenDtype::kUInt16) {
-    const auto* p = static_cast<const uint16_t*>(data_) + start;
-    for (int64_t i = 0; i < n; ++i) out[i] = p[i];
-  } else {
-    const auto* p = static_cast<const uint32_t*>(data_) + start;
-    for (int64_t i = 0; i < n; ++i) out[i] = p[i];
-  }
+  copy_tokens(data_, dtype_, start, n, out);
+}
+
+void TokenFile::read(int64_t start, int64_t n, TokenId* out) const {
+  if (start < 0 || start + n > count_) throw std::out_of_range("token range outside " + path_);
+  copy_tokens(data_, dtype_, start, n, out);
 }
 
 TokenFileWriter::TokenFileWriter(const std::string& path, TokenDtype dtype)
@@ -85,7 +99,7 @@ TokenFileWriter::~TokenFileWriter() {
   }
 }
 
-void TokenFileWriter::append(const std::vector<int32_t>& ids) {
+void TokenFileWriter::append(const std::vector<TokenId>& ids) {
   const size_t width = bytes_per_token(dtype_);
   buffer_.resize(ids.size() * width);
   for (size_t i = 0; i < ids.size(); ++i) {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "qkv/runtime/invalid_option.h"
+
 namespace qkv {
 
 namespace {
@@ -16,8 +18,17 @@ struct Window {
 
 }  // namespace
 
-PerplexityResult evaluate_perplexity(TransformerLM model, const std::vector<int64_t>& tokens,
+void PerplexityOptions::validate() const {
+  if (stride < 0)
+    throw InvalidOption("stride", "must be >= 0 (0 = the context length), got " +
+                                      std::to_string(stride));
+  if (batch_size <= 0)
+    throw InvalidOption("batch_size", "must be positive, got " + std::to_string(batch_size));
+}
+
+PerplexityResult evaluate_perplexity(TransformerLM model, const std::vector<TokenId>& tokens,
                                      int64_t bytes, const PerplexityOptions& options) {
+  options.validate();
   const int64_t L = model->config().block_size;
   const int64_t stride = options.stride > 0 ? options.stride : L;
   const auto N = static_cast<int64_t>(tokens.size());
@@ -27,11 +38,8 @@ PerplexityResult evaluate_perplexity(TransformerLM model, const std::vector<int6
         "predict), got " +
         std::to_string(N));
   if (stride > L)
-    throw std::invalid_argument("--stride must be at most the context length " + std::to_string(L) +
-                                ", got " + std::to_string(stride));
-  if (options.batch_size <= 0)
-    throw std::invalid_argument("--batch-size must be positive, got " +
-                                std::to_string(options.batch_size));
+    throw InvalidOption("stride", "must be at most the context length " + std::to_string(L) +
+                                      ", got " + std::to_string(stride));
 
   // Targets are tokens[1..N-1]; window w predicts targets begin+1 .. begin+length.
   std::vector<Window> windows;

@@ -9,14 +9,16 @@ IncrementalDecoder::IncrementalDecoder(TransformerLM model, bool use_kv_cache)
   model_->eval();
 }
 
-torch::Tensor IncrementalDecoder::forward(const std::vector<int64_t>& tokens, bool with_cache) {
+torch::Tensor IncrementalDecoder::forward(const std::vector<TokenId>& tokens, bool with_cache) {
   auto device = model_->tok_emb->weight.device();
-  auto idx = torch::tensor(tokens, torch::kLong).unsqueeze(0).to(device);  // (1, T)
+  auto idx = torch::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), torch::kLong)
+                 .unsqueeze(0)
+                 .to(device);  // (1, T)
   auto logits = model_(idx, nullptr, with_cache ? &caches_ : nullptr);     // (1, T, V)
   return logits[0][-1].to(torch::kCPU, torch::kFloat32);
 }
 
-torch::Tensor IncrementalDecoder::feed(const std::vector<int64_t>& tokens) {
+torch::Tensor IncrementalDecoder::feed(const std::vector<TokenId>& tokens) {
   if (tokens.empty()) throw std::invalid_argument("no tokens to feed the model");
   torch::NoGradGuard no_grad;
   for (auto t : tokens) context_.push_back(t);
@@ -30,7 +32,7 @@ torch::Tensor IncrementalDecoder::feed(const std::vector<int64_t>& tokens) {
     // Whole window from scratch: recomputation mode, or a slide (the cache is rebuilt).
     if (use_cache_ && cached > 0) ++rebuilds_;
     caches_.clear();
-    return forward(std::vector<int64_t>(context_.begin(), context_.end()), use_cache_);
+    return forward(std::vector<TokenId>(context_.begin(), context_.end()), use_cache_);
   }
   return forward(tokens, true);  // only the new positions; keys and values come from the cache
 }

@@ -5,27 +5,28 @@
 #include <stdexcept>
 
 #include "qkv/generate/incremental_decoder.h"
+#include "qkv/runtime/invalid_option.h"
 
 namespace qkv {
 
 void GenerationOptions::validate() const {
   if (max_new_tokens <= 0)
-    throw std::invalid_argument("--max-new-tokens must be positive, got " +
+    throw InvalidOption("max_new_tokens", "must be positive, got " +
                                 std::to_string(max_new_tokens));
   for (const auto& s : stop)
-    if (s.empty()) throw std::invalid_argument("--stop must not be empty");
+    if (s.empty()) throw InvalidOption("stop", "must not be empty");
   sampling.validate();
 }
 
 TextGenerator::TextGenerator(TransformerLM model, const Tokenizer& tokenizer)
     : model_(std::move(model)), tokenizer_(tokenizer) {}
 
-GenerationResult TextGenerator::generate(const std::vector<int32_t>& prompt,
+GenerationResult TextGenerator::generate(const std::vector<TokenId>& prompt,
                                          const GenerationOptions& options,
                                          const std::function<void(const std::string&)>& on_text) {
   options.validate();
   const auto start = std::chrono::steady_clock::now();
-  std::vector<int64_t> context(prompt.begin(), prompt.end());
+  std::vector<TokenId> context = prompt;
   if (context.empty()) context.push_back(tokenizer_.start_id());
 
   IncrementalDecoder decoder(model_, options.use_kv_cache);
@@ -34,13 +35,13 @@ GenerationResult TextGenerator::generate(const std::vector<int32_t>& prompt,
   for (const auto& s : options.stop) hold = std::max(hold, s.size() - 1);
 
   GenerationResult result;
-  std::vector<int32_t> generated;
+  std::vector<TokenId> generated;
   size_t sent = 0;
   auto logits = decoder.feed(context);
   for (int64_t i = 0; i < options.max_new_tokens; ++i) {
-    const int64_t next = sampler.sample(logits);
+    const TokenId next = sampler.sample(logits);
     result.tokens.push_back(next);
-    generated.push_back(static_cast<int32_t>(next));
+    generated.push_back(next);
     // Decoding the whole continuation (not token by token) keeps subword spacing and byte
     // fallback sequences right.
     result.text = tokenizer_.decode(generated);

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "qkv/runtime/invalid_option.h"
+
 namespace qkv {
 
 namespace {
@@ -19,12 +21,10 @@ std::string number(double v) {
 
 void SamplingOptions::validate() const {
   if (!(temperature >= 0.0) || !std::isfinite(temperature))
-    throw std::invalid_argument("--temperature must be >= 0 (0 = greedy), got " +
-                                number(temperature));
-  if (top_k < 0)
-    throw std::invalid_argument("--top-k must be >= 0 (0 = off), got " + std::to_string(top_k));
+    throw InvalidOption("temperature", "must be >= 0 (0 = greedy), got " + number(temperature));
+  if (top_k < 0) throw InvalidOption("top_k", "must be >= 0 (0 = off), got " + std::to_string(top_k));
   if (!(top_p > 0.0 && top_p <= 1.0))
-    throw std::invalid_argument("--top-p must be in (0, 1], got " + number(top_p));
+    throw InvalidOption("top_p", "must be in (0, 1], got " + number(top_p));
 }
 
 TokenSampler::TokenSampler(const SamplingOptions& options)
@@ -51,14 +51,15 @@ torch::Tensor TokenSampler::top_p_filter(const torch::Tensor& logits, double top
   return logits.masked_fill(drop, -std::numeric_limits<float>::infinity());
 }
 
-int64_t TokenSampler::sample(const torch::Tensor& raw) {
+TokenId TokenSampler::sample(const torch::Tensor& raw) {
   auto logits = raw.detach().to(torch::kCPU, torch::kFloat32).reshape({-1});
-  if (options_.temperature == 0.0) return logits.argmax().item<int64_t>();
+  if (options_.temperature == 0.0) return static_cast<TokenId>(logits.argmax().item<int64_t>());
   logits = logits / options_.temperature;
   logits = top_k_filter(logits, options_.top_k);
   logits = top_p_filter(logits, options_.top_p);
   auto probs = torch::softmax(logits, -1);
-  return torch::multinomial(probs, 1, /*replacement=*/false, generator_).item<int64_t>();
+  return static_cast<TokenId>(
+      torch::multinomial(probs, 1, /*replacement=*/false, generator_).item<int64_t>());
 }
 
 }  // namespace qkv

@@ -4,7 +4,7 @@
 
 namespace qkv {
 
-std::vector<int32_t> encode_for_inspection(const Tokenizer& tokenizer, const std::string& text,
+std::vector<TokenId> encode_for_inspection(const Tokenizer& tokenizer, const std::string& text,
                                            int64_t block_size, const std::string& what) {
   if (text.empty()) throw std::invalid_argument(what + " is empty");
   const auto ids = tokenizer.encode_from(text, what);
@@ -16,7 +16,7 @@ std::vector<int32_t> encode_for_inspection(const Tokenizer& tokenizer, const std
   return ids;
 }
 
-ForwardCapture run_for_inspection(TransformerLM& model, const std::vector<int32_t>& ids,
+ForwardCapture run_for_inspection(TransformerLM& model, const std::vector<TokenId>& ids,
                                   bool hidden) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
@@ -34,12 +34,12 @@ ForwardCapture run_for_inspection(TransformerLM& model, const std::vector<int32_
 }
 
 AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
-                             const std::vector<int32_t>& ids, const std::string& text) {
+                             const std::vector<TokenId>& ids, const std::string& text) {
   const auto capture = run_for_inspection(model, ids, /*hidden=*/false);
   AttentionMap map;
   map.text = text;
   map.ids = ids;
-  for (int32_t id : ids) map.tokens.push_back(tokenizer.piece(id));
+  for (TokenId id : ids) map.tokens.push_back(tokenizer.piece(id));
   map.n_layer = static_cast<int64_t>(capture.attention_weights.size());
   map.n_head = model->config().n_head;
   auto all = torch::stack(capture.attention_weights)  // (L, 1, H, T, T)

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "qkv/inspect/attention_probe.h"
+#include "qkv/runtime/invalid_option.h"
 
 namespace qkv {
 
@@ -45,9 +46,9 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
     TransformerLM& model, const Tokenizer& tokenizer, const std::vector<std::string>& sentences,
     const std::string& word, int top_k) {
   if (sentences.size() < 2)
-    throw std::invalid_argument("--text: give at least two sentences to compare, got " +
+    throw std::invalid_argument("at least two sentences are needed to compare, got " +
                                 std::to_string(sentences.size()));
-  if (word.empty()) throw std::invalid_argument("--word is empty");
+  if (word.empty()) throw InvalidOption("word", "is empty");
 
   ContextualEmbeddingComparison out;
   out.word = word;
@@ -58,11 +59,10 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
   std::vector<std::vector<torch::Tensor>> vectors;  // [sentence][level]: (C)
   for (size_t s = 0; s < sentences.size(); ++s) {
     const std::string& text = sentences[s];
-    const std::string what = "--text " + std::to_string(s + 1) + " (" + quoted(text) + ")";
+    const std::string what = "sentence " + std::to_string(s + 1) + " (" + quoted(text) + ")";
     const auto starts = find_whole_word(text, word);
     if (starts.empty())
-      throw std::invalid_argument("--word " + quoted(word) + " does not occur as a word in " +
-                                  what);
+      throw InvalidOption("word", quoted(word) + " does not occur as a word in " + what);
     const auto ids = encode_for_inspection(tokenizer, text, model->config().block_size, what);
 
     // Each token's end byte, from decoding growing prefixes: exact for both tokenizers, since
@@ -70,7 +70,7 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
     std::vector<size_t> token_end(ids.size());
     for (size_t i = 0; i < ids.size(); ++i)
       token_end[i] =
-          tokenizer.decode(std::vector<int32_t>(ids.begin(), ids.begin() + i + 1)).size();
+          tokenizer.decode(std::vector<TokenId>(ids.begin(), ids.begin() + i + 1)).size();
 
     WordOccurrence occ;
     occ.sentence = s;
@@ -87,7 +87,7 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
       }
     }
     if (occ.position < 0)
-      throw std::invalid_argument("--word " + quoted(word) + ": no token covers it in " + what);
+      throw InvalidOption("word", quoted(word) + ": no token covers it in " + what);
     occ.piece = tokenizer.piece(ids[static_cast<size_t>(occ.position)]);
 
     const auto capture = run_for_inspection(model, ids, /*hidden=*/true);

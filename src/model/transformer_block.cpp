@@ -13,9 +13,13 @@ TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& c) {
 }
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x,
-                                            torch::Tensor* attention_weights, KVCache* cache) {
-  auto h = x + attn(ln1(x), attention_weights, cache);
-  return h + ffn(ln2(h));
+                                            torch::Tensor* attention_weights, KVCache* cache,
+                                            const StageHook& on_stage) {
+  auto h = x + attn(ln1(x), attention_weights, cache);  // positions exchange information
+  if (on_stage) on_stage(StepStage::kAttention);
+  auto y = h + ffn(ln2(h));  // each position alone
+  if (on_stage) on_stage(StepStage::kFeedForward);
+  return y;
 }
 
 }  // namespace qkv

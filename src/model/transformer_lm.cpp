@@ -49,35 +49,41 @@ torch::Tensor TransformerLMImpl::forward(const torch::Tensor& idx, ForwardCaptur
   if (idx.dim() != 2)
     throw std::invalid_argument("model input must be (batch, time) token ids, got " +
                                 std::to_string(idx.dim()) + " dimensions");
+  if (caches && caches->empty())
+    for (int64_t i = 0; i < config_.n_layer; ++i) caches->emplace_back(config_.block_size);
   const int64_t T = idx.size(1);
-  const int64_t past = (caches && !caches->empty()) ? (*caches)[0].length() : 0;
+  const int64_t past = caches ? (*caches)[0].length() : 0;
   if (past + T > config_.block_size)
     throw std::invalid_argument("sequence of " + std::to_string(past + T) +
                                 " tokens exceeds the model's context length (block_size " +
                                 std::to_string(config_.block_size) + ")");
-  if (caches && caches->empty()) {
-    caches->resize(config_.n_layer);
-    for (auto& c : *caches) c.capacity = config_.block_size;
-  }
+  const bool want_attention = capture && capture->attention;
+  const bool want_hidden = capture && capture->hidden;
+  const StageHook no_hook;
+  const StageHook& on_stage = capture ? capture->on_stage : no_hook;
 
   auto tok = tok_emb(idx);  // (B, T, C)
   auto pos =
       pos_enc ? pos_enc(T, past) : pos_emb(torch::arange(past, past + T, idx.options()));  // (T, C)
   auto x = tok + pos;  // (B, T, C)
-  if (capture && capture->hidden) {
+  if (want_hidden) {
     capture->token_embeddings = tok;
     capture->input_embeddings = x;
   }
   x = drop(x);
+  if (on_stage) on_stage(StepStage::kEmbedding);
+
   for (size_t i = 0; i < blocks->size(); ++i) {
     torch::Tensor weights;
-    x = blocks[i]->as<TransformerBlockImpl>()->forward(
-        x, capture && capture->attention ? &weights : nullptr, caches ? &(*caches)[i] : nullptr);
-    if (capture && capture->attention) capture->attention_weights.push_back(weights);
-    if (capture && capture->hidden) capture->hidden_states.push_back(x);
+    x = blocks[i]->as<TransformerBlockImpl>()->forward(x, want_attention ? &weights : nullptr,
+                                                       caches ? &(*caches)[i] : nullptr, on_stage);
+    if (want_attention) capture->attention_weights.push_back(weights);
+    if (want_hidden) capture->hidden_states.push_back(x);
   }
-  x = ln_f(x);
-  return torch::linear(x, lm_head_weight());  // (B, T, vocab)
+
+  auto logits = torch::linear(ln_f(x), lm_head_weight());  // (B, T, vocab)
+  if (on_stage) on_stage(StepStage::kHead);
+  return logits;
 }
 
 torch::Tensor TransformerLMImpl::loss(const torch::Tensor& logits, const torch::Tensor& targets) {

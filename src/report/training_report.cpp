@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <sstream>
+#include <utility>
 
 #include "qkv/data/data_preparer.h"
 #include "qkv/data/file_bytes.h"
@@ -77,9 +78,9 @@ std::string validation_line(const Config& config, const Tokenizer& tokenizer) {
   TokenFile file(meta.val_path(), meta.dtype);
   const int64_t n = std::min<int64_t>(file.size(), 1000);
   if (n <= 0) return "";
-  std::vector<int64_t> tokens(static_cast<size_t>(n));
+  std::vector<TokenId> tokens(static_cast<size_t>(n));
   file.read(0, n, tokens.data());
-  const std::string text = tokenizer.decode(std::vector<int32_t>(tokens.begin(), tokens.end()));
+  const std::string text = tokenizer.decode(tokens);
   size_t from = text.find('\n');
   while (from != std::string::npos) {
     const size_t end = text.find('\n', from + 1);
@@ -89,6 +90,181 @@ std::string validation_line(const Config& config, const Tokenizer& tokenizer) {
     from = end;
   }
   return "";
+}
+
+struct RunCharts {
+  std::string loss_linear, loss_log, lr, throughput;  // PNG bytes
+};
+
+RunCharts render_run_charts(const RunMetrics& metrics) {
+  std::vector<double> steps, loss, lr, tps;
+  for (const auto& s : metrics.steps) {
+    steps.push_back(double(s.step));
+    loss.push_back(s.loss);
+    lr.push_back(s.lr);
+    tps.push_back(s.tokens_per_s);
+  }
+  std::vector<double> eval_steps, eval_train, eval_val;
+  for (const auto& e : metrics.evals) {
+    eval_steps.push_back(double(e.step));
+    eval_train.push_back(e.train_loss);
+    eval_val.push_back(e.val_loss);
+  }
+  const std::vector<ChartSeries> loss_series = {
+      {"train (per step)", steps, loss, kTrainFaint, 1.0, false},
+      {"train (eval batches)", eval_steps, eval_train, kTrainColour, 2.0, true},
+      {"val", eval_steps, eval_val, kValColour, 2.0, true}};
+  RunCharts charts;
+  LineChartOptions loss_opts{"Loss", "step", "cross-entropy (nats/token)", false};
+  charts.loss_linear = render_line_chart(loss_series, loss_opts, ImageFormat::kPng);
+  loss_opts.log_y = true;
+  charts.loss_log = render_line_chart(loss_series, loss_opts, ImageFormat::kPng);
+  charts.lr =
+      render_line_chart({{"", steps, lr, kTrainColour, 2.0, false}},
+                        {"Learning rate", "step", "learning rate", false}, ImageFormat::kPng);
+  charts.throughput = render_line_chart(
+      {{"per step", steps, tps, kTrainFaint, 1.0, false},
+       {"mean of 25 steps", steps, trailing_mean(tps, 25), kTrainColour, 2.0, false}},
+      {"Throughput", "step", "tokens/s", false}, ImageFormat::kPng);
+  return charts;
+}
+
+// The text whose attention the report shows, cut to `max_tokens` (at a word boundary when one is
+// in its second half: half a word reads as noise), and its ids.
+std::pair<std::string, std::vector<TokenId>> attention_text(const TrainingReportOptions& options,
+                                                            const Checkpoint& ckpt,
+                                                            const std::string& sample) {
+  std::string text = options.attention_text;
+  if (text.empty()) {
+    try {
+      text = validation_line(ckpt.config, *ckpt.tokenizer);
+    } catch (const std::exception&) {
+      text.clear();  // the data directory may be gone; the sample will do
+    }
+    if (text.empty()) text = sample;
+  }
+  auto ids = ckpt.tokenizer->encode_from(text, "report: attention text");
+  const int64_t keep = std::min<int64_t>(options.attention_tokens, ckpt.config.model.block_size);
+  if (static_cast<int64_t>(ids.size()) > keep) {
+    ids.resize(static_cast<size_t>(keep));
+    text = ckpt.tokenizer->decode(ids);
+    const size_t space = text.rfind(' ');
+    if (space != std::string::npos && space > text.size() / 2) {
+      text.resize(space);
+      ids = ckpt.tokenizer->encode(text);
+    }
+  }
+  return {text, ids};
+}
+
+std::string attention_figures(Checkpoint& ckpt, const std::vector<TokenId>& ids,
+                              const std::string& text) {
+  std::string figures;
+  if (ids.empty()) return figures;
+  const auto map = probe_attention(ckpt.model, *ckpt.tokenizer, ids, text);
+  for (int64_t l = 0; l < map.n_layer; ++l)
+    figures += "<figure>" +
+               png_img(render_attention_heatmap(map, l, ImageFormat::kPng),
+                       "attention heatmap, layer " + std::to_string(l + 1)) +
+               "</figure>\n";
+  return figures;
+}
+
+std::string page_head(const std::string& run_dir) {
+  const std::time_t now = std::time(nullptr);
+  char when[64];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  return R"(<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>qkv report: )" +
+         html_escape(run_dir) + R"(</title>
+<style>
+body { font-family: "DejaVu Sans", system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.sub { color: #666; margin-top: 0; }
+table.summary td:first-child { color: #555; padding-right: 1.5em; }
+pre { background: #f6f8fa; padding: 1em; overflow-x: auto; white-space: pre-wrap; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
+label { user-select: none; }
+</style></head><body>
+<h1>qkv training report</h1>
+<p class="sub">)" + html_escape(run_dir) +
+         " &middot; report written " + when + " &middot; qkv " + QKV_VERSION + "</p>\n";
+}
+
+std::string summary_section(const RunMetrics& metrics, const Checkpoint& ckpt) {
+  const auto& cfg = ckpt.config;
+  const RunMetrics::Eval* best = nullptr;
+  for (const auto& e : metrics.evals)
+    if (!best || e.val_loss < best->val_loss) best = &e;
+  char best_text[128] = "no evaluation yet";
+  if (best)
+    std::snprintf(best_text, sizeof best_text, "%.4f at step %lld (perplexity %.2f)",
+                  best->val_loss, (long long)best->step, std::exp(best->val_loss));
+  std::vector<double> ms, tps;
+  for (const auto& s : metrics.steps) ms.push_back(s.ms), tps.push_back(s.tokens_per_s);
+  char speed[128];
+  // The trainer's own tokens/s per step (it counts accumulation and every rank).
+  std::snprintf(speed, sizeof speed, "%.1f ms/step median, %.0f tokens/s", median(ms), median(tps));
+  std::ostringstream html;
+  html << "<section id=\"summary\"><h2>Summary</h2><table class=\"summary\">\n"
+       << "<tr><td>best validation loss</td><td id=\"best-val\">" << best_text << "</td></tr>\n"
+       << "<tr><td>steps</td><td>" << (metrics.steps.empty() ? 0 : metrics.steps.back().step)
+       << " of " << cfg.train.max_steps << "</td></tr>\n"
+       << "<tr><td>speed</td><td>" << speed << "</td></tr>\n"
+       << "<tr><td>model</td><td>" << cfg.model.n_layer << " layers, " << cfg.model.n_head
+       << " heads, d_model " << cfg.model.d_model << ", context " << cfg.model.block_size
+       << ", vocabulary " << cfg.model.vocab_size << " (" << html_escape(ckpt.tokenizer->kind())
+       << ")</td></tr>\n"
+       << "<tr><td>checkpoint</td><td>" << html_escape(ckpt.path) << " (step " << ckpt.state.step
+       << ")</td></tr>\n</table></section>\n";
+  return html.str();
+}
+
+std::string charts_sections(const RunCharts& charts) {
+  return "<section id=\"loss\"><h2>Loss</h2>\n"
+         "<p><label><input type=\"checkbox\" id=\"log-scale\"> log scale</label></p>\n" +
+         png_img(charts.loss_linear, "loss curves", "id=\"loss-linear\"") + "\n" +
+         png_img(charts.loss_log, "loss curves, log scale", "id=\"loss-log\" hidden") + "\n" +
+         "</section>\n<section id=\"lr\"><h2>Learning rate</h2>\n" +
+         png_img(charts.lr, "learning-rate schedule") +
+         "</section>\n<section id=\"throughput\"><h2>Throughput</h2>\n" +
+         png_img(charts.throughput, "tokens per second") + "</section>\n";
+}
+
+std::string sample_section(const TrainingReportOptions& options, const std::string& checkpoint,
+                           const std::string& sample) {
+  char settings[160];
+  std::snprintf(settings, sizeof settings,
+                "%lld tokens, temperature %.2f, top-k %lld, seed %llu, from an empty prompt",
+                (long long)options.sample_tokens, options.temperature, (long long)options.top_k,
+                (unsigned long long)options.seed);
+  return "<section id=\"sample\"><h2>Sample</h2>\n<p>From " + html_escape(checkpoint) + ": " +
+         settings + ".</p>\n<pre>" + html_escape(sample) + "</pre></section>\n";
+}
+
+std::string attention_section(const std::string& text, const std::string& figures) {
+  return "<section id=\"attention\"><h2>Attention</h2>\n<p>Weights of every head for the text "
+         "<code>" +
+         html_escape(text) +
+         "</code>. Row = query token, column = key token it attends to; grey = future "
+         "positions the causal mask hides. Each row sums to 1.</p>\n" +
+         figures + "</section>\n";
+}
+
+std::string page_end(const Config& config) {
+  return "<section id=\"config\"><h2>Resolved config</h2>\n<pre>" + html_escape(config.to_yaml()) +
+         "</pre></section>\n" + R"(<script>
+document.getElementById("log-scale").addEventListener("change", function (e) {
+  document.getElementById("loss-linear").hidden = e.target.checked;
+  document.getElementById("loss-log").hidden = !e.target.checked;
+});
+</script>
+</body></html>
+)";
 }
 
 }  // namespace
@@ -104,161 +280,31 @@ std::string write_training_report(const std::string& run_dir,
   const auto metrics = RunMetrics::load(metrics_path);
   auto ckpt = Checkpoint::load(run_dir);  // best.pt, else last.pt
   ckpt.model->eval();
-  const auto& cfg = ckpt.config;
 
-  // --- charts ---------------------------------------------------------------------------------
-  std::vector<double> steps, loss, lr, tps, ms;
-  for (const auto& s : metrics.steps) {
-    steps.push_back(double(s.step));
-    loss.push_back(s.loss);
-    lr.push_back(s.lr);
-    tps.push_back(s.tokens_per_s);
-    ms.push_back(s.ms);
-  }
-  std::vector<double> eval_steps, eval_train, eval_val;
-  for (const auto& e : metrics.evals) {
-    eval_steps.push_back(double(e.step));
-    eval_train.push_back(e.train_loss);
-    eval_val.push_back(e.val_loss);
-  }
-  const std::vector<ChartSeries> loss_series = {
-      {"train (per step)", steps, loss, kTrainFaint, 1.0, false},
-      {"train (eval batches)", eval_steps, eval_train, kTrainColour, 2.0, true},
-      {"val", eval_steps, eval_val, kValColour, 2.0, true}};
-  LineChartOptions loss_opts{"Loss", "step", "cross-entropy (nats/token)", false};
-  const std::string loss_linear = render_line_chart(loss_series, loss_opts, ImageFormat::kPng);
-  loss_opts.log_y = true;
-  const std::string loss_log = render_line_chart(loss_series, loss_opts, ImageFormat::kPng);
-  const std::string lr_png =
-      render_line_chart({{"", steps, lr, kTrainColour, 2.0, false}},
-                        {"Learning rate", "step", "learning rate", false}, ImageFormat::kPng);
-  const std::string tps_png = render_line_chart(
-      {{"per step", steps, tps, kTrainFaint, 1.0, false},
-       {"mean of 25 steps", steps, trailing_mean(tps, 25), kTrainColour, 2.0, false}},
-      {"Throughput", "step", "tokens/s", false}, ImageFormat::kPng);
-
-  // --- sample and attention ---------------------------------------------------------------------
   GenerationOptions gen;
   gen.max_new_tokens = options.sample_tokens;
   gen.sampling.temperature = options.temperature;
   gen.sampling.top_k = options.top_k;
   gen.sampling.seed = options.seed;
-  TextGenerator generator(ckpt.model, *ckpt.tokenizer);
-  const auto sample = generator.generate({}, gen);
+  const auto sample = TextGenerator(ckpt.model, *ckpt.tokenizer).generate({}, gen);
+  const auto [text, ids] = attention_text(options, ckpt, sample.text);
 
-  std::string attention_text = options.attention_text;
-  if (attention_text.empty()) {
-    try {
-      attention_text = validation_line(cfg, *ckpt.tokenizer);
-    } catch (const std::exception&) {
-      attention_text.clear();  // the data directory may be gone; the sample will do
-    }
-    if (attention_text.empty()) attention_text = sample.text;
-  }
-  auto ids = ckpt.tokenizer->encode_from(attention_text, "report: attention text");
-  const int64_t keep = std::min<int64_t>(options.attention_tokens, cfg.model.block_size);
-  if (static_cast<int64_t>(ids.size()) > keep) {
-    ids.resize(static_cast<size_t>(keep));
-    attention_text = ckpt.tokenizer->decode(ids);
-    // End at a word boundary when one is in the second half: half a word reads as noise.
-    const size_t space = attention_text.rfind(' ');
-    if (space != std::string::npos && space > attention_text.size() / 2) {
-      attention_text.resize(space);
-      ids = ckpt.tokenizer->encode(attention_text);
-    }
-  }
-  std::string heatmaps;
-  if (!ids.empty()) {
-    const auto map = probe_attention(ckpt.model, *ckpt.tokenizer, ids, attention_text);
-    for (int64_t l = 0; l < map.n_layer; ++l)
-      heatmaps += "<figure>" +
-                  png_img(render_attention_heatmap(map, l, ImageFormat::kPng),
-                          "attention heatmap, layer " + std::to_string(l + 1)) +
-                  "</figure>\n";
-  }
-
-  // --- summary ----------------------------------------------------------------------------------
-  const RunMetrics::Eval* best = nullptr;
-  for (const auto& e : metrics.evals)
-    if (!best || e.val_loss < best->val_loss) best = &e;
-  char best_text[128] = "no evaluation yet";
-  if (best)
-    std::snprintf(best_text, sizeof best_text, "%.4f at step %lld (perplexity %.2f)",
-                  best->val_loss, (long long)best->step, std::exp(best->val_loss));
-  char speed[128];
-  // The trainer's own tokens/s per step (it counts accumulation and every rank).
-  std::snprintf(speed, sizeof speed, "%.1f ms/step median, %.0f tokens/s", median(ms), median(tps));
-  const std::time_t now = std::time(nullptr);
-  char when[64];
-  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
-
-  std::ostringstream html;
-  html << R"(<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>qkv report: )"
-       << html_escape(run_dir) << R"(</title>
-<style>
-body { font-family: "DejaVu Sans", system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
-.sub { color: #666; margin-top: 0; }
-table.summary td:first-child { color: #555; padding-right: 1.5em; }
-pre { background: #f6f8fa; padding: 1em; overflow-x: auto; white-space: pre-wrap; }
-img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
-label { user-select: none; }
-</style></head><body>
-<h1>qkv training report</h1>
-)";
-  html << "<p class=\"sub\">" << html_escape(run_dir) << " &middot; report written " << when
-       << " &middot; qkv " << QKV_VERSION << "</p>\n";
-  html << "<section id=\"summary\"><h2>Summary</h2><table class=\"summary\">\n"
-       << "<tr><td>best validation loss</td><td id=\"best-val\">" << best_text << "</td></tr>\n"
-       << "<tr><td>steps</td><td>" << (metrics.steps.empty() ? 0 : metrics.steps.back().step)
-       << " of " << cfg.train.max_steps << "</td></tr>\n"
-       << "<tr><td>speed</td><td>" << speed << "</td></tr>\n"
-       << "<tr><td>model</td><td>" << cfg.model.n_layer << " layers, " << cfg.model.n_head
-       << " heads, d_model " << cfg.model.d_model << ", context " << cfg.model.block_size
-       << ", vocabulary " << cfg.model.vocab_size << " (" << html_escape(ckpt.tokenizer->kind())
-       << ")</td></tr>\n"
-       << "<tr><td>checkpoint</td><td>" << html_escape(ckpt.path) << " (step " << ckpt.state.step
-       << ")</td></tr>\n</table></section>\n";
-  html << "<section id=\"loss\"><h2>Loss</h2>\n"
-       << "<p><label><input type=\"checkbox\" id=\"log-scale\"> log scale</label></p>\n"
-       << png_img(loss_linear, "loss curves", "id=\"loss-linear\"") << "\n"
-       << png_img(loss_log, "loss curves, log scale", "id=\"loss-log\" hidden") << "\n"
-       << "</section>\n";
-  html << "<section id=\"lr\"><h2>Learning rate</h2>\n"
-       << png_img(lr_png, "learning-rate schedule") << "</section>\n";
-  html << "<section id=\"throughput\"><h2>Throughput</h2>\n"
-       << png_img(tps_png, "tokens per second") << "</section>\n";
-  char settings[160];
-  std::snprintf(settings, sizeof settings,
-                "%lld tokens, temperature %.2f, top-k %lld, seed %llu, from an empty prompt",
-                (long long)options.sample_tokens, options.temperature, (long long)options.top_k,
-                (unsigned long long)options.seed);
-  html << "<section id=\"sample\"><h2>Sample</h2>\n<p>From " << html_escape(ckpt.path) << ": "
-       << settings << ".</p>\n<pre>" << html_escape(sample.text) << "</pre></section>\n";
-  html << "<section id=\"attention\"><h2>Attention</h2>\n<p>Weights of every head for the text "
-          "<code>"
-       << html_escape(attention_text)
-       << "</code>. Row = query token, column = key token it attends to; grey = future "
-          "positions the causal mask hides. Each row sums to 1.</p>\n"
-       << heatmaps << "</section>\n";
-  html << "<section id=\"config\"><h2>Resolved config</h2>\n<pre>" << html_escape(cfg.to_yaml())
-       << "</pre></section>\n";
-  html << R"(<script>
-document.getElementById("log-scale").addEventListener("change", function (e) {
-  document.getElementById("loss-linear").hidden = e.target.checked;
-  document.getElementById("loss-log").hidden = !e.target.checked;
-});
-</script>
-</body></html>
-)";
+  const std::string html = page_head(run_dir) + summary_section(metrics, ckpt) +
+                           charts_sections(render_run_charts(metrics)) +
+                           sample_section(options, ckpt.path, sample.text) +
+                           attention_section(text, attention_figures(ckpt, ids, text)) +
+                           page_end(ckpt.config);
   const std::string path = run_dir + "/report.html";
-  write_file_atomically(path, html.str());
+  write_file_atomically(path, html);
   return path;
+}
+
+std::function<std::string(const Config&, bool)> report_after_checkpoint(
+    TrainingReportOptions options) {
+  return [options](const Config& config, bool end_of_run) -> std::string {
+    if (!end_of_run && !config.checkpoint.report) return "";
+    return "report: " + write_training_report(config.train.out_dir, options);
+  };
 }
 
 }  // namespace qkv

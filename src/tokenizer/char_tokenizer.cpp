@@ -56,7 +56,7 @@ CharTokenizer::CharTokenizer(const std::string& characters) {
   while (pos < characters.size()) {
     uint32_t cp = next_code_point(characters, &pos);
     if (ids_.count(cp)) throw std::invalid_argument("char vocabulary repeats " + describe(cp));
-    auto id = static_cast<int32_t>(chars_.size());
+    auto id = static_cast<TokenId>(chars_.size());
     ids_[cp] = id;
     if (cp < 128) ascii_[cp] = id;
     chars_.push_back(encode_utf8(cp));
@@ -76,13 +76,13 @@ CharTokenizer CharTokenizer::VocabularyBuilder::build() const {
   return CharTokenizer(chars);
 }
 
-std::vector<int32_t> CharTokenizer::encode(std::string_view text) const {
-  std::vector<int32_t> out;
+std::vector<TokenId> CharTokenizer::encode(std::string_view text) const {
+  std::vector<TokenId> out;
   out.reserve(text.size());
   size_t pos = 0;
   while (pos < text.size()) {
     auto c = static_cast<unsigned char>(text[pos]);
-    int32_t id;
+    TokenId id;
     if (c < 128) {
       id = ascii_[c];
       if (id < 0)
@@ -104,14 +104,14 @@ std::vector<int32_t> CharTokenizer::encode(std::string_view text) const {
   return out;
 }
 
-std::string CharTokenizer::decode(const std::vector<int32_t>& ids) const {
+std::string CharTokenizer::decode(const std::vector<TokenId>& ids) const {
   std::string out;
   out.reserve(ids.size());
-  for (int32_t id : ids) out += piece(id);
+  for (TokenId id : ids) out += piece(id);
   return out;
 }
 
-std::string CharTokenizer::piece(int32_t id) const {
+std::string CharTokenizer::piece(TokenId id) const {
   if (id < 0 || id >= vocab_size())
     throw std::out_of_range("token id " + std::to_string(id) + " is outside the vocabulary of " +
                             std::to_string(vocab_size()));

@@ -163,8 +163,8 @@ SentencePieceTokenizer SentencePieceTokenizer::load_model_file(const std::string
   return SentencePieceTokenizer(read_file_bytes(path));
 }
 
-std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const {
-  std::vector<int32_t> ids(text.size() + 16);
+std::vector<TokenId> SentencePieceTokenizer::encode(std::string_view text) const {
+  std::vector<TokenId> ids(text.size() + 16);
   int n = plugin().encode(handle_, text.data(), static_cast<int>(text.size()), ids.data(),
                           static_cast<int>(ids.size()));
   if (n < 0) throw std::runtime_error("SentencePiece could not encode the text");
@@ -176,8 +176,8 @@ std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const
   return ids;
 }
 
-std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids) const {
-  for (int32_t id : ids)
+std::string SentencePieceTokenizer::decode(const std::vector<TokenId>& ids) const {
+  for (TokenId id : ids)
     if (id < 0 || id >= vocab_size_)
       throw std::out_of_range("token id " + std::to_string(id) + " is outside the vocabulary of " +
                               std::to_string(vocab_size_));
@@ -193,7 +193,7 @@ std::string SentencePieceTokenizer::decode(const std::vector<int32_t>& ids) cons
   return out;
 }
 
-std::string SentencePieceTokenizer::piece(int32_t id) const {
+std::string SentencePieceTokenizer::piece(TokenId id) const {
   std::string out(64, '\0');
   int n = plugin().id_to_piece(handle_, id, out.data(), static_cast<int>(out.size()));
   if (n < 0)

@@ -8,7 +8,7 @@
 
 namespace qkv {
 
-int32_t Tokenizer::start_id() const {
+TokenId Tokenizer::start_id() const {
   if (special_ids().bos >= 0) return special_ids().bos;
   try {
     auto ids = encode("\n");
@@ -19,7 +19,7 @@ int32_t Tokenizer::start_id() const {
   return 0;
 }
 
-std::vector<int32_t> Tokenizer::encode_from(std::string_view text,
+std::vector<TokenId> Tokenizer::encode_from(std::string_view text,
                                             const std::string& source) const {
   try {
     return encode(text);

@@ -31,9 +31,9 @@ std::string tensor_bytes(const torch::Tensor& t) {
 
 }  // namespace
 
-void CheckpointWriter::write(const std::string& path, TransformerLM& model,
-                             torch::optim::Optimizer* optimizer, const Config& config,
-                             const Tokenizer& tokenizer, const TrainingState& state) {
+void write_checkpoint(const std::string& path, TransformerLM& model,
+                      torch::optim::Optimizer* optimizer, const Config& config,
+                      const Tokenizer& tokenizer, const TrainingState& state) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
   model->save(model_archive);

@@ -13,7 +13,6 @@
 
 #include "qkv/data/batch_sampler.h"
 #include "qkv/data/data_preparer.h"
-#include "qkv/report/training_report.h"
 #include "qkv/runtime/autocast_scope.h"
 #include "qkv/runtime/median.h"
 #include "qkv/runtime/progress_line.h"
@@ -21,6 +20,7 @@
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/lr_schedule.h"
 #include "qkv/train/optimizer_setup.h"
+#include "qkv/train/training_step.h"
 
 namespace qkv {
 
@@ -52,7 +52,15 @@ std::string human_count(double v) {
   return buf;
 }
 
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
 }  // namespace
+
+RunDirectoryInUse::RunDirectoryInUse(const std::string& run_dir, const std::string& file)
+    : std::invalid_argument("run directory " + run_dir + " already holds " + file),
+      run_dir_(run_dir) {}
 
 struct Trainer::Impl {
   Config config;
@@ -62,13 +70,20 @@ struct Trainer::Impl {
   std::unique_ptr<Tokenizer> tokenizer;
   TransformerLM model{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<TrainingStep> training_step;
   std::shared_ptr<TokenFile> train_tokens, val_tokens;
   std::unique_ptr<BatchSampler> sampler;
   TrainingState state;
   std::shared_ptr<spdlog::logger> log;
   ProgressLine progress;
+  TrainResult result;
+  std::vector<double> step_ms;
 
   bool writer() const { return options.rank == 0; }
+  double tokens_per_step() const {
+    return double(config.train.batch_size * config.model.block_size *
+                  config.train.grad_accum_steps * options.world_size);
+  }
 
   void setup_common(const DatasetMeta& meta) {
     run_dir = config.train.out_dir;
@@ -96,7 +111,10 @@ struct Trainer::Impl {
     log->flush_on(spdlog::level::info);  // train.log stays current for `tail -f`
   }
 
-  void build_optimizer() { optimizer = make_adamw(model, config.optim); }
+  void build_optimizer() {
+    optimizer = make_adamw(model, config.optim);
+    training_step = std::make_unique<TrainingStep>(model, *optimizer, config);
+  }
 
   LrSchedule schedule() const {
     const auto& o = config.optim;
@@ -109,7 +127,7 @@ struct Trainer::Impl {
   double estimate_loss(const std::shared_ptr<TokenFile>& tokens) {
     torch::NoGradGuard no_grad;
     model->eval();
-    AutocastScope autocast(config.runtime.dtype == "bf16");
+    AutocastScope autocast(config.runtime.dtype == ComputeDtype::kBf16);
     BatchSampler eval_sampler(tokens, config.train.batch_size, config.model.block_size,
                               config.runtime.seed + 1, options.rank, options.world_size);
     double total = 0;
@@ -128,7 +146,7 @@ struct Trainer::Impl {
     state.sampler_state = sampler->state();
     state.torch_rng_state = cpu_rng_state();
     const std::string path = run_dir + "/" + name;
-    CheckpointWriter::write(path, model, optimizer.get(), config, *tokenizer, state);
+    write_checkpoint(path, model, optimizer.get(), config, *tokenizer, state);
     return path;
   }
 
@@ -138,20 +156,128 @@ struct Trainer::Impl {
     out << record.dump() << "\n";
   }
 
-  // A report is a view of the run, not part of it: failing to write one must not end training.
-  void write_report() {
-    if (!writer()) return;
-    try {
-      info("report: " + write_training_report(run_dir));
-    } catch (const std::exception& e) {
-      progress.clear();
-      log->warn("report.html not written: {}", e.what());
-    }
-  }
-
   void info(const std::string& line) {
     progress.clear();
     log->info(line);
+  }
+
+  // --- the phases of run() ---------------------------------------------------------------------
+
+  void log_start() {
+    const auto& c = config;
+    int64_t n_params = 0;
+    for (auto& p : model->parameters()) n_params += p.numel();
+    info("model: " + std::to_string(c.model.n_layer) + " layers, " +
+         std::to_string(c.model.n_head) + " heads, d_model " + std::to_string(c.model.d_model) +
+         ", context " + std::to_string(c.model.block_size) + ", vocab " +
+         std::to_string(c.model.vocab_size) + ", " + human_count(double(n_params)) +
+         " parameters; " + to_string(c.runtime.dtype) + " on " + device.str());
+    info("training to step " + std::to_string(c.train.max_steps) + " (" +
+         human_count(tokens_per_step()) + " tokens/step), run directory " + run_dir);
+  }
+
+  // One optimizer step through TrainingStep; its time is the step's alone (not the bookkeeping
+  // after it), the figure `qkv bench` measures too.
+  StepRecord train_one_step(const LrSchedule& schedule) {
+    const double lr = schedule.at(state.step);
+    const auto t0 = Clock::now();
+    const auto outcome = training_step->run([&] { return sampler->next(); }, lr);
+    const double ms = ms_since(t0);
+    if (!outcome.updated) {
+      progress.clear();
+      const double loss = outcome.loss;
+      const std::string value = std::isnan(loss) ? "nan" : (loss > 0 ? "inf" : "-inf");
+      throw TrainingDiverged("loss became " + value + " at step " + std::to_string(state.step + 1) +
+                             "; training stopped without saving (lower optim.lr?); the last good "
+                             "checkpoint in " +
+                             run_dir + " is untouched");
+    }
+    ++state.step;
+    step_ms.push_back(ms);
+    StepRecord rec{state.step, outcome.loss, lr, outcome.grad_norm, ms,
+                   tokens_per_step() / (ms / 1000.0)};
+    result.steps.push_back(rec);
+    append_metrics({{"type", "step"},
+                    {"step", rec.step},
+                    {"loss", rec.loss},
+                    {"lr", rec.lr},
+                    {"grad_norm", rec.grad_norm},
+                    {"ms", rec.ms},
+                    {"tokens_per_s", rec.tokens_per_s}});
+    return rec;
+  }
+
+  void log_progress(const StepRecord& rec) {
+    const int64_t max_steps = config.train.max_steps;
+    // ETA from the median of recent steps: robust to the odd slow step (eval, checkpoint).
+    const size_t window = std::min<size_t>(step_ms.size(), 50);
+    const double recent =
+        median(std::vector<double>(step_ms.end() - static_cast<long>(window), step_ms.end()));
+    const double eta = recent / 1000.0 * double(max_steps - rec.step);
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "step %lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.1f ms | %s tok/s | "
+                  "ETA %s",
+                  (long long)rec.step, (long long)max_steps, rec.loss, rec.lr, rec.grad_norm,
+                  rec.ms, human_count(tokens_per_step() / (recent / 1000.0)).c_str(),
+                  ProgressLine::duration(eta).c_str());
+    if (rec.step % config.train.log_every == 0 || rec.step == 1) info(line);
+    progress.update(ProgressLine::bar(double(rec.step) / double(max_steps)) + " " + line);
+  }
+
+  void evaluate(int64_t step) {
+    EvalRecord e{step, estimate_loss(train_tokens), estimate_loss(val_tokens)};
+    result.evals.push_back(e);
+    char line[160];
+    std::snprintf(line, sizeof line, "eval step %lld: train loss %.4f, val loss %.4f",
+                  (long long)step, e.train_loss, e.val_loss);
+    info(line);
+    append_metrics(
+        {{"type", "eval"}, {"step", step}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss}});
+    if (e.val_loss < state.best_val_loss) {
+      state.best_val_loss = e.val_loss;
+      state.best_step = step;
+      save("best.pt");
+    }
+  }
+
+  // last.pt always; at a periodic checkpoint (not a stop, not the last step) also step_N.pt when
+  // kept, and the after_checkpoint observer.
+  void save_checkpoints(bool stopping) {
+    result.last_checkpoint = save("last.pt");
+    const bool periodic = !stopping && state.step != config.train.max_steps;
+    if (!periodic) return;
+    if (config.checkpoint.keep_periodic) {
+      char name[32];
+      std::snprintf(name, sizeof name, "step_%07lld.pt", (long long)state.step);
+      save(name);
+    }
+    notify_checkpoint(/*end_of_run=*/false);
+  }
+
+  // An observer is a view of the run, not part of it: failing must not end training.
+  void notify_checkpoint(bool end_of_run) {
+    if (!writer() || !options.after_checkpoint) return;
+    try {
+      const std::string line = options.after_checkpoint(config, end_of_run);
+      if (!line.empty()) info(line);
+    } catch (const std::exception& e) {
+      progress.clear();
+      log->warn("after checkpoint: {}", e.what());
+    }
+  }
+
+  TrainResult finish(Clock::time_point run_start) {
+    progress.clear();
+    notify_checkpoint(/*end_of_run=*/true);
+    result.run_dir = run_dir;
+    result.final_step = state.step;
+    result.best_val_loss = state.best_val_loss;
+    result.best_step = state.best_step;
+    result.wall_seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
+    result.median_step_ms = median(step_ms);
+    if (result.last_checkpoint.empty() && writer()) result.last_checkpoint = run_dir + "/last.pt";
+    return result;
   }
 };
 
@@ -164,17 +290,14 @@ const Config& Trainer::config() const {
 Trainer::Trainer(const Config& config, TrainerOptions options) : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
   m.config = config;
-  m.options = options;
+  m.options = std::move(options);
   const auto meta = DatasetMeta::load(config.data.dir);
   m.tokenizer = meta.load_tokenizer();
   m.config.model.vocab_size = m.tokenizer->vocab_size();
   m.config.validate();
   for (const char* name : {"last.pt", "best.pt"})
     if (fs::exists(fs::path(config.train.out_dir) / name))
-      throw std::invalid_argument("run directory " + config.train.out_dir + " already holds " +
-                                  name + ": continue it with `qkv train --resume " +
-                                  config.train.out_dir +
-                                  "` or start a new one with --set train.out_dir=DIR");
+      throw RunDirectoryInUse(config.train.out_dir, name);
   m.setup_common(meta);
   torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));
   m.model = TransformerLM(m.config.model);
@@ -199,12 +322,12 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
     // The stored weights were built from the stored model section; a changed key there would be
     // written to config.yaml but not take effect.
     if (o.rfind("model.", 0) == 0)
-      throw std::invalid_argument("--set " + o + ": model keys cannot change when resuming");
+      throw ConfigError::in_override(o, "model keys cannot change when resuming");
     m.config.apply_override(o);
   }
   m.config.train.out_dir = run_dir;
   m.config.validate();
-  m.options = options;
+  m.options = std::move(options);
   m.tokenizer = std::move(ckpt.tokenizer);
   m.setup_common(DatasetMeta::load(m.config.data.dir));
   m.model = ckpt.model;
@@ -221,136 +344,27 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
 
 TrainResult Trainer::run() {
   auto& m = *impl_;
-  const auto& cfg = m.config;
-  const int64_t max_steps = cfg.train.max_steps;
-  const int64_t accum = cfg.train.grad_accum_steps;
-  const double tokens_per_step =
-      double(cfg.train.batch_size * cfg.model.block_size * accum * m.options.world_size);
-  const LrSchedule schedule = m.schedule();
-  const bool bf16 = cfg.runtime.dtype == "bf16";
-  auto params = m.model->parameters();
-
-  int64_t n_params = 0;
-  for (auto& p : params) n_params += p.numel();
-  m.info("model: " + std::to_string(cfg.model.n_layer) + " layers, " +
-         std::to_string(cfg.model.n_head) + " heads, d_model " + std::to_string(cfg.model.d_model) +
-         ", context " + std::to_string(cfg.model.block_size) + ", vocab " +
-         std::to_string(cfg.model.vocab_size) + ", " + human_count(double(n_params)) +
-         " parameters; " + cfg.runtime.dtype + " on " + m.device.str());
-  m.info("training to step " + std::to_string(max_steps) + " (" + human_count(tokens_per_step) +
-         " tokens/step), run directory " + m.run_dir);
-
-  TrainResult result;
-  result.run_dir = m.run_dir;
   const auto run_start = Clock::now();
-  std::vector<double> step_ms;
+  const LrSchedule schedule = m.schedule();
+  const int64_t max_steps = m.config.train.max_steps;
+  m.log_start();
   m.model->train();
-
-  auto evaluate = [&](int64_t step) {
-    EvalRecord e{step, m.estimate_loss(m.train_tokens), m.estimate_loss(m.val_tokens)};
-    result.evals.push_back(e);
-    char line[160];
-    std::snprintf(line, sizeof line, "eval step %lld: train loss %.4f, val loss %.4f",
-                  (long long)step, e.train_loss, e.val_loss);
-    m.info(line);
-    m.append_metrics(
-        {{"type", "eval"}, {"step", step}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss}});
-    if (e.val_loss < m.state.best_val_loss) {
-      m.state.best_val_loss = e.val_loss;
-      m.state.best_step = step;
-      m.save("best.pt");
-    }
-  };
-
   while (m.state.step < max_steps) {
-    const auto t0 = Clock::now();
-    const double lr = schedule.at(m.state.step);
-    set_learning_rate(*m.optimizer, lr);
-
-    double loss_sum = 0;
-    for (int64_t micro = 0; micro < accum; ++micro) {
-      auto batch = m.sampler->next();
-      torch::Tensor loss;
-      {
-        AutocastScope autocast(bf16);
-        auto logits = m.model(batch.x.to(m.device));
-        loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(m.device));
-      }
-      (loss / double(accum)).backward();
-      loss_sum += loss.item<double>();
-    }
-    const double loss = loss_sum / double(accum);
-    if (!std::isfinite(loss)) {
-      m.progress.clear();
-      const std::string value = std::isnan(loss) ? "nan" : (loss > 0 ? "inf" : "-inf");
-      throw TrainingDiverged("loss became " + value + " at step " +
-                             std::to_string(m.state.step + 1) +
-                             "; training stopped without saving (lower optim.lr?); the last good "
-                             "checkpoint in " +
-                             m.run_dir + " is untouched");
-    }
-    const double max_norm = cfg.train.grad_clip > 0 ? cfg.train.grad_clip : INFINITY;
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
-    m.optimizer->step();
-    // Gradients to none rather than zero: the next backward writes instead of accumulating.
-    for (auto& p : params) p.mutable_grad() = torch::Tensor();
-    ++m.state.step;
-
-    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    step_ms.push_back(ms);
-    StepRecord rec{m.state.step, loss, lr, grad_norm, ms, tokens_per_step / (ms / 1000.0)};
-    result.steps.push_back(rec);
-    m.append_metrics({{"type", "step"},
-                      {"step", rec.step},
-                      {"loss", rec.loss},
-                      {"lr", rec.lr},
-                      {"grad_norm", rec.grad_norm},
-                      {"ms", rec.ms},
-                      {"tokens_per_s", rec.tokens_per_s}});
-
-    // ETA from the median of recent steps: robust to the odd slow step (eval, checkpoint).
-    const size_t window = std::min<size_t>(step_ms.size(), 50);
-    const double recent =
-        median(std::vector<double>(step_ms.end() - static_cast<long>(window), step_ms.end()));
-    const double eta = recent / 1000.0 * double(max_steps - m.state.step);
-    char line[256];
-    std::snprintf(line, sizeof line,
-                  "step %lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.1f ms | %s tok/s | "
-                  "ETA %s",
-                  (long long)m.state.step, (long long)max_steps, loss, lr, grad_norm, ms,
-                  human_count(tokens_per_step / (recent / 1000.0)).c_str(),
-                  ProgressLine::duration(eta).c_str());
-    if (m.state.step % cfg.train.log_every == 0 || m.state.step == 1) m.info(line);
-    m.progress.update(ProgressLine::bar(double(m.state.step) / double(max_steps)) + " " + line);
-
-    if (m.state.step % cfg.eval.every == 0 || m.state.step == max_steps) evaluate(m.state.step);
+    const auto rec = m.train_one_step(schedule);
+    m.log_progress(rec);
+    if (rec.step % m.config.eval.every == 0 || rec.step == max_steps) m.evaluate(rec.step);
     const bool stop = m.options.stop && m.options.stop->load();
-    if (stop || m.state.step == max_steps ||
-        (cfg.checkpoint.every > 0 && m.state.step % cfg.checkpoint.every == 0)) {
-      result.last_checkpoint = m.save("last.pt");
-      if (cfg.checkpoint.keep_periodic && !stop && m.state.step != max_steps) {
-        char name[32];
-        std::snprintf(name, sizeof name, "step_%07lld.pt", (long long)m.state.step);
-        m.save(name);
-      }
-      if (cfg.checkpoint.report && !stop && m.state.step != max_steps) m.write_report();
-    }
+    const int64_t every = m.config.checkpoint.every;
+    if (stop || rec.step == max_steps || (every > 0 && rec.step % every == 0))
+      m.save_checkpoints(stop);
     if (stop) {
-      result.interrupted = true;
-      m.info("stopped at step " + std::to_string(m.state.step) + "; checkpoint " +
-             result.last_checkpoint + "; continue with: qkv train --resume " + m.run_dir);
+      m.result.interrupted = true;
+      m.info("stopped at step " + std::to_string(rec.step) + "; checkpoint " +
+             m.result.last_checkpoint);
       break;
     }
   }
-  m.progress.clear();
-  m.write_report();
-  result.final_step = m.state.step;
-  result.best_val_loss = m.state.best_val_loss;
-  result.best_step = m.state.best_step;
-  result.wall_seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
-  result.median_step_ms = median(step_ms);
-  if (result.last_checkpoint.empty() && m.writer()) result.last_checkpoint = m.run_dir + "/last.pt";
-  return result;
+  return m.finish(run_start);
 }
 
 }  // namespace qkv

@@ -35,6 +35,8 @@ struct BenchmarkOptions {
   int64_t warmup = 3;  // steps run first and not measured
   int64_t matmul_size = 2048;
   bool generation = true;  // also time generation (with and without the KV cache) and evaluation
+
+  void validate() const;  // throws InvalidOption naming the field
 };
 
 // Model FLOPs of one training step in closed form: forward 2 FLOPs per multiply-add of every
@@ -43,8 +45,9 @@ struct BenchmarkOptions {
 // out, as in the usual MFU accounting.
 double training_flops_per_step(const ModelConfig& model, int64_t batch_size);
 
-// Times the config's model on random tokens, after warm-up: the machine's matmul ceiling, one
-// training step with its breakdown, generation and evaluation speed, peak memory.
+// Times the config's model on random tokens, after warm-up: the machine's matmul ceiling, the
+// training step (the trainer's own TrainingStep, its breakdown from the stages the model's forward
+// reports), generation and evaluation speed, peak memory.
 BenchmarkReport run_benchmark(const Config& config, const BenchmarkOptions& options);
 
 }  // namespace qkv

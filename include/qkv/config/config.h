@@ -13,7 +13,19 @@ namespace qkv {
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+  // An error in a "section.key=value" override: what() reads "override ASSIGNMENT: DETAIL".
+  static ConfigError in_override(const std::string& assignment, const std::string& detail);
+  const std::string& override_assignment() const { return assignment_; }  // "" for a file
+  const std::string& detail() const { return detail_; }
+
+ private:
+  std::string assignment_, detail_;
 };
+
+// The type the matrix products run in: fp32, or bf16 under autocast with fp32 weights.
+enum class ComputeDtype { kFp32, kBf16 };
+std::string to_string(ComputeDtype dtype);
+ComputeDtype compute_dtype_from_string(const std::string& name);  // throws std::invalid_argument
 
 struct TokenizerConfig {
   std::string kind = "char";  // "char" or "sentencepiece"
@@ -67,7 +79,7 @@ struct RuntimeConfig {
   int64_t threads = 0;  // 0 = every core
   std::string device = "auto";
   int64_t seed = 1337;
-  std::string dtype = "fp32";  // or "bf16"
+  ComputeDtype dtype = ComputeDtype::kFp32;
 };
 
 struct Config {

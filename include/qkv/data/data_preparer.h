@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,19 @@
 
 namespace qkv {
 
-// What `qkv prepare` wrote into a data directory, read back from its meta.json.
+// A data directory without meta.json: prepare_data has not run for it (or not to the end).
+class DataNotPrepared : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// A data.files pattern that matches no file.
+class DataFilesNotFound : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// What prepare_data wrote into a data directory, read back from its meta.json.
 struct DatasetMeta {
   std::string dir;
   std::string tokenizer_kind;
@@ -23,7 +36,8 @@ struct DatasetMeta {
   int64_t train_bytes = 0;
   int64_t val_bytes = 0;
 
-  static DatasetMeta load(const std::string& dir);  // throws naming the missing/bad file
+  // Throws DataNotPrepared when meta.json is missing, std::invalid_argument naming a bad file.
+  static DatasetMeta load(const std::string& dir);
   std::string train_path() const { return dir + "/train.bin"; }
   std::string val_path() const { return dir + "/val.bin"; }
   std::string tokenizer_path() const { return dir + "/tokenizer.qkv"; }
@@ -46,7 +60,8 @@ using ProgressCallback = std::function<void(int64_t, int64_t)>;
 // sources (by sha256) and tokenizer settings match what meta.json records.
 PrepareResult prepare_data(const Config& config, const ProgressCallback& progress = {});
 
-// Expands data.files (paths or globs) to existing files, sorted; throws naming what is missing.
+// Expands data.files (paths or globs) to existing files, sorted; throws DataFilesNotFound naming
+// the pattern that matches nothing.
 std::vector<std::string> resolve_data_files(const std::vector<std::string>& patterns);
 
 }  // namespace qkv

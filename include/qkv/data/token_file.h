@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "qkv/tokenizer/token_id.h"
+
 namespace qkv {
 
 // Token files are flat little-endian arrays: uint16 when the vocabulary fits, uint32 otherwise.
@@ -26,8 +28,9 @@ class TokenFile {
 
   int64_t size() const { return count_; }
   uint32_t at(int64_t i) const;
-  // Copies tokens [start, start + n) widened to int64 into out.
+  // Copies tokens [start, start + n) into out: int64 for index tensors, TokenId for tokenizers.
   void read(int64_t start, int64_t n, int64_t* out) const;
+  void read(int64_t start, int64_t n, TokenId* out) const;
   const std::string& path() const { return path_; }
 
  private:
@@ -44,7 +47,7 @@ class TokenFileWriter {
  public:
   TokenFileWriter(const std::string& path, TokenDtype dtype);
   ~TokenFileWriter();
-  void append(const std::vector<int32_t>& ids);
+  void append(const std::vector<TokenId>& ids);
   int64_t finish();  // returns the token count
 
  private:

@@ -4,12 +4,17 @@
 #include <vector>
 
 #include "qkv/model/transformer_lm.h"
+#include "qkv/tokenizer/token_id.h"
 
 namespace qkv {
 
 struct PerplexityOptions {
   int64_t stride = 0;      // 0 = block_size (disjoint windows)
   int64_t batch_size = 8;  // windows per forward pass
+
+  // Throws InvalidOption naming the field; the stride's upper bound (the model's context) is
+  // checked by evaluate_perplexity.
+  void validate() const;
 };
 
 struct PerplexityResult {
@@ -27,7 +32,7 @@ struct PerplexityResult {
 // after the first (which has no context to be predicted from) is scored exactly once, with
 // block_size - stride tokens of context or more (all it has, near the start).
 // `bytes` is the byte length of the text of tokens[1:], for bits per byte.
-PerplexityResult evaluate_perplexity(TransformerLM model, const std::vector<int64_t>& tokens,
+PerplexityResult evaluate_perplexity(TransformerLM model, const std::vector<TokenId>& tokens,
                                      int64_t bytes, const PerplexityOptions& options);
 
 }  // namespace qkv

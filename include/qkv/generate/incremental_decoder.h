@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "qkv/model/transformer_lm.h"
+#include "qkv/tokenizer/token_id.h"
 
 namespace qkv {
 
@@ -21,18 +22,18 @@ class IncrementalDecoder {
   IncrementalDecoder(TransformerLM model, bool use_kv_cache);
 
   // Appends tokens to the context; returns float32 logits (V) on the CPU for the next token.
-  torch::Tensor feed(const std::vector<int64_t>& tokens);
+  torch::Tensor feed(const std::vector<TokenId>& tokens);
 
-  const std::deque<int64_t>& context() const { return context_; }
+  const std::deque<TokenId>& context() const { return context_; }
   int64_t rebuilds() const { return rebuilds_; }  // how often the window slid
 
  private:
-  torch::Tensor forward(const std::vector<int64_t>& tokens, bool with_cache);
+  torch::Tensor forward(const std::vector<TokenId>& tokens, bool with_cache);
 
   TransformerLM model_;
   bool use_cache_;
   int64_t block_size_;
-  std::deque<int64_t> context_;
+  std::deque<TokenId> context_;
   std::vector<KVCache> caches_;
   int64_t rebuilds_ = 0;
 };

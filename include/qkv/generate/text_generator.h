@@ -21,7 +21,7 @@ struct GenerationOptions {
 
 struct GenerationResult {
   std::string text;             // the generated text (prompt excluded, stop string excluded)
-  std::vector<int64_t> tokens;  // the generated ids
+  std::vector<TokenId> tokens;  // the generated ids
   double seconds = 0;           // time spent generating (prompt processing included)
   bool stopped = false;         // a stop string ended it
 };
@@ -34,7 +34,7 @@ class TextGenerator {
 
   // An empty prompt starts from the tokenizer's start id (BOS, else newline, else 0). A prompt
   // longer than the context keeps its last block_size tokens.
-  GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationOptions& options,
+  GenerationResult generate(const std::vector<TokenId>& prompt, const GenerationOptions& options,
                             const std::function<void(const std::string&)>& on_text = {});
 
  private:

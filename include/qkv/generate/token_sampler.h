@@ -3,6 +3,8 @@
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
 
+#include "qkv/tokenizer/token_id.h"
+
 namespace qkv {
 
 struct SamplingOptions {
@@ -22,7 +24,7 @@ class TokenSampler {
  public:
   explicit TokenSampler(const SamplingOptions& options);
 
-  int64_t sample(const torch::Tensor& logits);  // logits (V) -> token id
+  TokenId sample(const torch::Tensor& logits);  // logits (V) -> token id
 
   // Logits with everything outside the top_k highest set to -inf (top_k 0 keeps all).
   static torch::Tensor top_k_filter(const torch::Tensor& logits, int64_t top_k);

@@ -4,13 +4,15 @@
 #include <string>
 #include <vector>
 
+#include "qkv/tokenizer/token_id.h"
+
 namespace qkv {
 
 // The attention weights of every layer and head of one forward pass over a text, with the
 // tokens they refer to. Plain data (no LibTorch) so tables, heatmaps and reports can use it.
 struct AttentionMap {
   std::string text;
-  std::vector<int32_t> ids;
+  std::vector<TokenId> ids;
   std::vector<std::string> tokens;  // the tokenizer's piece for each id
   int64_t n_layer = 0;
   int64_t n_head = 0;

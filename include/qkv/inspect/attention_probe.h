@@ -12,17 +12,17 @@ namespace qkv {
 // One forward pass over `ids` (batch 1) in eval mode, without gradients, capturing every layer's
 // attention weights and, with `hidden`, the embeddings and hidden states. The model's train/eval
 // mode is restored afterwards.
-ForwardCapture run_for_inspection(TransformerLM& model, const std::vector<int32_t>& ids,
+ForwardCapture run_for_inspection(TransformerLM& model, const std::vector<TokenId>& ids,
                                   bool hidden);
 
 // Every layer's and head's attention weights over `ids`, the encoding of `text` (kept for the
 // record).
 AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
-                             const std::vector<int32_t>& ids, const std::string& text);
+                             const std::vector<TokenId>& ids, const std::string& text);
 
-// Encodes `text` for inspection: a clear error (naming `what`, e.g. "--text 2") for text that is
+// Encodes `text` for inspection: a clear error (naming `what`, e.g. "sentence 2") for text that is
 // empty, cannot be encoded, or exceeds `block_size` tokens.
-std::vector<int32_t> encode_for_inspection(const Tokenizer& tokenizer, const std::string& text,
+std::vector<TokenId> encode_for_inspection(const Tokenizer& tokenizer, const std::string& text,
                                            int64_t block_size, const std::string& what);
 
 }  // namespace qkv

@@ -7,6 +7,8 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "qkv/model/kv_cache.h"
+
 namespace qkv {
 
 struct MultiHeadSelfAttentionOptions {
@@ -21,18 +23,6 @@ struct MultiHeadSelfAttentionOptions {
   // Divide scores by sqrt(d_k) so their variance does not grow with d_k; the lecture's example
   // leaves it out to keep the numbers hand-checkable.
   TORCH_ARG(bool, scale_scores) = true;
-};
-
-// Keys and values of the positions seen so far, per layer, so that generation computes one new
-// position's attention instead of the whole context again. The buffers are allocated once at
-// `capacity` positions and filled in place: appending never copies what is already cached.
-// For inference (under NoGradGuard).
-struct KVCache {
-  torch::Tensor k;  // (B, H, capacity, d_k); positions [0, length) are valid
-  torch::Tensor v;  // (B, H, capacity, d_k)
-  int64_t filled = 0;
-  int64_t capacity = 0;  // set by the owner (the context length); grows if exceeded
-  int64_t length() const { return filled; }
 };
 
 // softmax(Q K^T / sqrt(d_k)) V, with Q = x W^Q, K = x W^K, V = x W^V per head, the heads

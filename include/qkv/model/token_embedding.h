@@ -16,8 +16,8 @@ class TokenEmbeddingImpl : public torch::nn::Module {
 
   torch::Tensor weight;  // (vocab_size, C); also the LM head when weights are tied
   // sqrt(d_model), as in "Attention Is All You Need" (section 3.4). The weights start small
-  // (N(0, 0.02)) because they double as the output layer; unscaled, the sinusoidal codes
-  // (amplitude 1) would drown them and the model would learn mostly from positions at first.
+  // (N(0, 0.02), GPT-2's initialisation); unscaled, the sinusoidal codes (amplitude 1) would drown
+  // them and the model would learn mostly from positions at first.
   double scale;
 };
 TORCH_MODULE(TokenEmbedding);

@@ -9,16 +9,18 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "qkv/model/kv_cache.h"
 #include "qkv/model/layer_norm.h"
 #include "qkv/model/model_config.h"
 #include "qkv/model/multi_head_self_attention.h"
 #include "qkv/model/sinusoidal_positional_encoding.h"
+#include "qkv/model/step_stage.h"
 #include "qkv/model/token_embedding.h"
 #include "qkv/model/transformer_block.h"
 
 namespace qkv {
 
-// What a forward pass can hand back for inspection besides the logits.
+// What a forward pass can hand back besides the logits, for inspection and timing.
 struct ForwardCapture {
   bool attention = false;  // fill attention_weights
   bool hidden = false;     // fill token_embeddings, input_embeddings and hidden_states
@@ -26,6 +28,7 @@ struct ForwardCapture {
   torch::Tensor token_embeddings;                // (B, T, C): static, context-free
   torch::Tensor input_embeddings;                // (B, T, C): tokens + positions
   std::vector<torch::Tensor> hidden_states;      // per layer: (B, T, C) after that block
+  StageHook on_stage;  // told as the embedding, each attention, each feed-forward and the head end
 };
 
 // A decoder-only transformer language model: embeddings, N blocks, final norm, LM head.
@@ -33,8 +36,9 @@ class TransformerLMImpl : public torch::nn::Module {
  public:
   explicit TransformerLMImpl(const ModelConfig& config);
 
-  // idx: (B, T) int64 token ids -> logits (B, T, vocab). With `caches` (one per layer), idx holds
-  // only the new tokens and positions continue from the cached length.
+  // idx: (B, T) int64 token ids -> logits (B, T, vocab). With `caches` (one per layer, created
+  // at block_size positions when the vector is empty), idx holds only the new tokens and
+  // positions continue from the cached length.
   torch::Tensor forward(const torch::Tensor& idx, ForwardCapture* capture = nullptr,
                         std::vector<KVCache>* caches = nullptr);
 

@@ -1,7 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+
+#include "qkv/config/config.h"
 
 namespace qkv {
 
@@ -23,5 +26,11 @@ struct TrainingReportOptions {
 // atomically; returns its path. Throws std::invalid_argument naming what is missing.
 std::string write_training_report(const std::string& run_dir,
                                   const TrainingReportOptions& options = {});
+
+// An observer for TrainerOptions::after_checkpoint that writes the run's report.html at the end
+// of every run, and at each periodic checkpoint when checkpoint.report is true. It returns
+// "report: PATH" for the run's log.
+std::function<std::string(const Config&, bool)> report_after_checkpoint(
+    TrainingReportOptions options = {});
 
 }  // namespace qkv

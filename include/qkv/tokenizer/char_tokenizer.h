@@ -25,17 +25,17 @@ class CharTokenizer : public Tokenizer {
   };
 
   std::string kind() const override { return "char"; }
-  std::vector<int32_t> encode(std::string_view text) const override;
-  std::string decode(const std::vector<int32_t>& ids) const override;
+  std::vector<TokenId> encode(std::string_view text) const override;
+  std::string decode(const std::vector<TokenId>& ids) const override;
   int64_t vocab_size() const override { return static_cast<int64_t>(chars_.size()); }
   SpecialIds special_ids() const override { return {}; }
-  std::string piece(int32_t id) const override;
+  std::string piece(TokenId id) const override;
   std::string serialize() const override;
 
  private:
   std::vector<std::string> chars_;                              // id -> UTF-8 bytes
-  std::unordered_map<uint32_t, int32_t> ids_;                   // code point -> id
-  std::vector<int32_t> ascii_ = std::vector<int32_t>(128, -1);  // fast path for ASCII
+  std::unordered_map<uint32_t, TokenId> ids_;                   // code point -> id
+  std::vector<TokenId> ascii_ = std::vector<TokenId>(128, -1);  // fast path for ASCII
 };
 
 // UTF-8 helpers shared by the char tokenizer and the data preparation.

@@ -30,11 +30,11 @@ class SentencePieceTokenizer : public Tokenizer {
   static SentencePieceTokenizer load_model_file(const std::string& path);
 
   std::string kind() const override { return "sentencepiece"; }
-  std::vector<int32_t> encode(std::string_view text) const override;
-  std::string decode(const std::vector<int32_t>& ids) const override;
+  std::vector<TokenId> encode(std::string_view text) const override;
+  std::string decode(const std::vector<TokenId>& ids) const override;
   int64_t vocab_size() const override { return vocab_size_; }
   SpecialIds special_ids() const override { return special_; }
-  std::string piece(int32_t id) const override;
+  std::string piece(TokenId id) const override;
   std::string serialize() const override { return model_bytes_; }
 
   SentencePieceTokenizer(SentencePieceTokenizer&& other) noexcept;

@@ -27,16 +27,6 @@ struct TrainingState {
   torch::Tensor torch_rng_state;  // CPU generator: dropout draws
 };
 
-// Writes a checkpoint atomically: serialise in memory, write a temporary file beside the target,
-// fsync, rename over the target, fsync the directory. A crash at any point leaves either the old
-// file or the new one, never a torn one.
-class CheckpointWriter {
- public:
-  static void write(const std::string& path, TransformerLM& model,
-                    torch::optim::Optimizer* optimizer, const Config& config,
-                    const Tokenizer& tokenizer, const TrainingState& state);
-};
-
 // A checkpoint read back: enough to generate, evaluate or resume with no other file.
 struct Checkpoint {
   std::string path;
@@ -57,5 +47,13 @@ struct Checkpoint {
  private:
   std::shared_ptr<torch::serialize::InputArchive> archive_;
 };
+
+// Writes a checkpoint that Checkpoint::load reads back, atomically: serialise in memory, write a
+// temporary file beside the target, fsync, rename over the target, fsync the directory. A crash at
+// any point leaves either the old file or the new one, never a torn one. `optimizer` may be null
+// (a model for inference only).
+void write_checkpoint(const std::string& path, TransformerLM& model,
+                      torch::optim::Optimizer* optimizer, const Config& config,
+                      const Tokenizer& tokenizer, const TrainingState& state);
 
 }  // namespace qkv

@@ -17,6 +17,17 @@ class TrainingDiverged : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A fresh run was asked for in a directory that already holds a checkpoint (which it would
+// overwrite): the run there can be resumed, or another directory chosen.
+class RunDirectoryInUse : public std::invalid_argument {
+ public:
+  RunDirectoryInUse(const std::string& run_dir, const std::string& file);
+  const std::string& run_dir() const { return run_dir_; }
+
+ private:
+  std::string run_dir_;
+};
+
 struct StepRecord {
   int64_t step = 0;  // 1-based: the optimizer step just completed
   double loss = 0, lr = 0, grad_norm = 0, ms = 0, tokens_per_s = 0;
@@ -46,6 +57,11 @@ struct TrainerOptions {
   // Data-parallel coordinates: only rank 0 writes logs and checkpoints.
   int rank = 0;
   int world_size = 1;
+  // Runs on rank 0 after a periodic last.pt is written (end_of_run false) and once when run()
+  // ends, finished or stopped (true). What it returns, if anything, goes to the run's log; a throw
+  // is logged as a warning and never ends training. The command line writes report.html here
+  // (see report_after_checkpoint).
+  std::function<std::string(const Config& config, bool end_of_run)> after_checkpoint;
 };
 
 // Trains a TransformerLM on a prepared dataset as the config says: AdamW with decoupled weight

@@ -1,0 +1,187 @@
+// The one training step (TrainingStep), the stages the model's forward reports, and the KV cache.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "qkv/model/kv_cache.h"
+#include "qkv/train/optimizer_setup.h"
+#include "qkv/train/training_step.h"
+#include "test_support.h"
+
+namespace {
+
+using qkv::StepStage;
+
+// The tiny config without dropout, so that two models given the same batches compute the same.
+qkv::Config step_config(std::vector<std::string> overrides = {}) {
+  overrides.push_back("model.dropout=0");
+  qkv::Config c = qkv::Config::load(std::string(QKV_SOURCE_DIR) + "/configs/tiny.yaml", overrides);
+  c.model.vocab_size = 13;
+  return c;
+}
+
+qkv::TransformerLM fresh_model(const qkv::Config& c) {
+  torch::manual_seed(7);
+  qkv::TransformerLM model(c.model);
+  model->train();
+  return model;
+}
+
+qkv::Batch random_batch(const qkv::Config& c, int64_t batch_size, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto x = torch::randint(0, c.model.vocab_size, {batch_size, c.model.block_size}, torch::kLong);
+  auto y = torch::randint(0, c.model.vocab_size, {batch_size, c.model.block_size}, torch::kLong);
+  return {x, y};
+}
+
+// The reference: the textbook step written out with LibTorch's own ops.
+void reference_step(qkv::TransformerLM& model, torch::optim::Optimizer& optimizer,
+                    const qkv::Batch& batch, double lr, double clip) {
+  qkv::set_learning_rate(optimizer, lr);
+  auto logits = model(batch.x);
+  auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                                                   batch.y.reshape({-1}));
+  optimizer.zero_grad();
+  loss.backward();
+  if (clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), clip);
+  optimizer.step();
+}
+
+double max_param_difference(qkv::TransformerLM& a, qkv::TransformerLM& b) {
+  double worst = 0;
+  auto pa = a->parameters(), pb = b->parameters();
+  for (size_t i = 0; i < pa.size(); ++i)
+    worst = std::max(worst, (pa[i] - pb[i]).abs().max().item<double>());
+  return worst;
+}
+
+TEST(TrainingStep, EqualsTheTextbookStepWithAndWithoutClipping) {
+  for (double clip : {0.0, 1e-3}) {
+    auto c = step_config({"train.grad_clip=" + std::to_string(clip)});
+    auto model = fresh_model(c), reference = fresh_model(c);
+    auto optimizer = qkv::make_adamw(model, c.optim);
+    auto reference_optimizer = qkv::make_adamw(reference, c.optim);
+    qkv::TrainingStep step(model, *optimizer, c);
+    for (uint64_t s = 0; s < 3; ++s) {
+      const auto batch = random_batch(c, 4, 100 + s);
+      const auto outcome = step.run([&] { return batch; }, 1e-2);
+      EXPECT_TRUE(outcome.updated);
+      reference_step(reference, *reference_optimizer, batch, 1e-2, clip);
+    }
+    EXPECT_LT(max_param_difference(model, reference), 1e-6) << "clip " << clip;
+  }
+  // And clipping matters here: a tiny clip gives other weights than none.
+  auto c0 = step_config({"train.grad_clip=0"}), c1 = step_config({"train.grad_clip=0.001"});
+  auto m0 = fresh_model(c0), m1 = fresh_model(c1);
+  auto o0 = qkv::make_adamw(m0, c0.optim), o1 = qkv::make_adamw(m1, c1.optim);
+  const auto batch = random_batch(c0, 4, 5);
+  for (int i = 0; i < 3; ++i) {
+    qkv::TrainingStep(m0, *o0, c0).run([&] { return batch; }, 1e-2);
+    qkv::TrainingStep(m1, *o1, c1).run([&] { return batch; }, 1e-2);
+  }
+  EXPECT_GT(max_param_difference(m0, m1), 1e-5);
+}
+
+TEST(TrainingStep, AccumulatingTwoHalvesEqualsOneWholeBatch) {
+  auto whole_cfg = step_config({"train.grad_clip=0.5"});
+  auto accum_cfg = step_config({"train.grad_clip=0.5", "train.grad_accum_steps=2"});
+  auto whole = fresh_model(whole_cfg), halves = fresh_model(accum_cfg);
+  auto whole_opt = qkv::make_adamw(whole, whole_cfg.optim);
+  auto halves_opt = qkv::make_adamw(halves, accum_cfg.optim);
+  qkv::TrainingStep whole_step(whole, *whole_opt, whole_cfg);
+  qkv::TrainingStep halves_step(halves, *halves_opt, accum_cfg);
+  for (uint64_t s = 0; s < 3; ++s) {
+    const auto a = random_batch(whole_cfg, 3, 200 + s), b = random_batch(whole_cfg, 3, 300 + s);
+    const qkv::Batch both{torch::cat({a.x, b.x}), torch::cat({a.y, b.y})};
+    const auto w = whole_step.run([&] { return both; }, 1e-2);
+    int drawn = 0;
+    const auto h = halves_step.run([&] { return drawn++ == 0 ? a : b; }, 1e-2);
+    EXPECT_EQ(drawn, 2);
+    EXPECT_NEAR(h.loss, w.loss, 1e-5);
+    EXPECT_NEAR(h.grad_norm, w.grad_norm, 1e-4 * w.grad_norm);
+  }
+  EXPECT_LT(max_param_difference(whole, halves), 1e-5);
+}
+
+TEST(TrainingStep, ANonFiniteLossChangesNothing) {
+  auto c = step_config();
+  auto model = fresh_model(c);
+  auto optimizer = qkv::make_adamw(model, c.optim);
+  {
+    torch::NoGradGuard no_grad;
+    model->lm_head.fill_(INFINITY);  // logits inf - inf: the loss is NaN
+  }
+  std::vector<torch::Tensor> before;
+  for (auto& p : model->parameters()) before.push_back(p.detach().clone());
+  const auto batch = random_batch(c, 4, 1);
+  const auto outcome = qkv::TrainingStep(model, *optimizer, c).run([&] { return batch; }, 1e-2);
+  EXPECT_FALSE(outcome.updated);
+  EXPECT_FALSE(std::isfinite(outcome.loss));
+  auto after = model->parameters();
+  for (size_t i = 0; i < after.size(); ++i) {
+    // Compared bit for bit (NaN-safe): the same bytes.
+    EXPECT_TRUE(torch::equal(before[i].view(torch::kInt32), after[i].detach().view(torch::kInt32)))
+        << i;
+    EXPECT_FALSE(after[i].grad().defined()) << i;
+  }
+  EXPECT_TRUE(optimizer->state().empty());  // no moments were taken
+}
+
+TEST(TrainingStep, ReportsEveryStageInOrder) {
+  auto c = step_config({"train.grad_accum_steps=2"});  // tiny: 2 layers
+  auto model = fresh_model(c);
+  auto optimizer = qkv::make_adamw(model, c.optim);
+  std::vector<StepStage> seen;
+  const auto batch = random_batch(c, 2, 3);
+  qkv::TrainingStep(model, *optimizer, c)
+      .run([&] { return batch; }, 1e-3, [&](StepStage s) { seen.push_back(s); });
+  std::vector<StepStage> micro = {StepStage::kEmbedding, StepStage::kAttention,
+                                  StepStage::kFeedForward, StepStage::kAttention,
+                                  StepStage::kFeedForward, StepStage::kHead,
+                                  StepStage::kLoss,        StepStage::kBackward};
+  std::vector<StepStage> expected = micro;
+  expected.insert(expected.end(), micro.begin(), micro.end());
+  expected.push_back(StepStage::kOptimizer);
+  ASSERT_EQ(c.model.n_layer, 2);
+  EXPECT_EQ(seen, expected);
+}
+
+TEST(TransformerLM, TheStagedForwardGivesExactlyTheSameLogits) {
+  auto model = qkv::testing::random_model(13, 16, 32, 11);
+  torch::manual_seed(4);
+  auto idx = torch::randint(0, 13, {3, 16}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  const auto plain = model(idx);
+  qkv::ForwardCapture capture;
+  int stages = 0;
+  capture.on_stage = [&](StepStage) { ++stages; };
+  const auto staged = model->forward(idx, &capture);
+  EXPECT_TRUE(torch::equal(plain, staged));
+  EXPECT_EQ(stages, 1 + 2 * 2 + 1);  // embedding, 2 x (attention, feed-forward), head
+}
+
+TEST(KVCache, AppendWritesInPlaceAndReturnsEveryCachedPosition) {
+  qkv::KVCache cache(5);
+  torch::NoGradGuard no_grad;
+  auto k1 = torch::randn({2, 3, 2, 4}), v1 = torch::randn({2, 3, 2, 4});
+  auto [k, v] = cache.append(k1, v1);
+  EXPECT_EQ(cache.length(), 2);
+  EXPECT_TRUE(torch::equal(k, k1));
+  EXPECT_TRUE(torch::equal(v, v1));
+  const void* storage = k.data_ptr();
+  auto k2 = torch::randn({2, 3, 3, 4}), v2 = torch::randn({2, 3, 3, 4});
+  std::tie(k, v) = cache.append(k2, v2);
+  EXPECT_EQ(cache.length(), 5);
+  EXPECT_EQ(k.data_ptr(), storage);  // the same buffer: nothing was copied to grow it
+  EXPECT_TRUE(torch::equal(k, torch::cat({k1, k2}, 2)));
+  EXPECT_TRUE(torch::equal(v, torch::cat({v1, v2}, 2)));
+  try {
+    cache.append(torch::randn({2, 3, 1, 4}), torch::randn({2, 3, 1, 4}));
+    FAIL() << "appended past the capacity";
+  } catch (const std::length_error& e) {
+    EXPECT_STREQ(e.what(), "KV cache holds 5 of 5 positions; 1 more do not fit");
+  }
+  EXPECT_EQ(cache.length(), 5);
+}
+
+}  // namespace
