@@ -13,53 +13,46 @@
 
 namespace qkv::cli {
 
-int run_bench(const BenchArgs& args) {
-  args.options.validate();  // before the set-up: bad options fail at once
-  Config config = Config::load(args.config, args.overrides);
-  auto runtime = start_runtime(static_cast<int>(config.runtime.threads));
-  // The vocabulary of the prepared data when there is some; otherwise the config's.
-  if (std::filesystem::exists(config.data.dir + "/meta.json"))
-    config.model.vocab_size = DatasetMeta::load(config.data.dir).vocab_size;
-  const BenchmarkOptions& options = args.options;
-  auto r = run_benchmark(config, options);
-  r.threads = runtime.threads;
-  r.blas_threads = runtime.blas_threads;
-  r.blas = runtime.blas;
+namespace {
+
+void print_json(const std::string& config, const BenchmarkReport& r) {
   const auto& b = r.breakdown;
-  if (args.json) {
-    nlohmann::json j = {{"config", args.config},
-                        {"device", r.device},
-                        {"dtype", r.dtype},
-                        {"threads", r.threads},
-                        {"blas_threads", r.blas_threads},
-                        {"blas", r.blas},
-                        {"batch_size", r.batch_size},
-                        {"block_size", r.block_size},
-                        {"parameters", r.parameters},
-                        {"matmul_fp32_gflops", r.matmul_fp32_gflops},
-                        {"matmul_bf16_gflops", r.matmul_bf16_gflops},
-                        {"step_ms", r.step_ms},
-                        {"tokens_per_s", r.tokens_per_s},
-                        {"flops_per_step", r.flops_per_step},
-                        {"achieved_gflops", r.achieved_gflops},
-                        {"mfu", r.mfu},
-                        {"breakdown_ms",
-                         {{"embedding", b.embedding},
-                          {"attention", b.attention},
-                          {"feed_forward", b.feed_forward},
-                          {"head_and_loss", b.head_and_loss},
-                          {"backward", b.backward},
-                          {"optimizer", b.optimizer}}},
-                        {"generate_cached_tokens_per_s", r.generate_cached_tokens_per_s},
-                        {"generate_uncached_tokens_per_s", r.generate_uncached_tokens_per_s},
-                        {"eval_tokens_per_s", r.eval_tokens_per_s},
-                        {"peak_rss_mb", r.peak_rss_mb}};
-    std::cout << j.dump() << std::endl;
-    return 0;
-  }
+  nlohmann::json j = {{"config", config},
+                      {"device", r.device},
+                      {"dtype", r.dtype},
+                      {"threads", r.threads},
+                      {"blas_threads", r.blas_threads},
+                      {"blas", r.blas},
+                      {"batch_size", r.batch_size},
+                      {"block_size", r.block_size},
+                      {"parameters", r.parameters},
+                      {"matmul_fp32_gflops", r.matmul_fp32_gflops},
+                      {"matmul_bf16_gflops", r.matmul_bf16_gflops},
+                      {"step_ms", r.step_ms},
+                      {"tokens_per_s", r.tokens_per_s},
+                      {"flops_per_step", r.flops_per_step},
+                      {"achieved_gflops", r.achieved_gflops},
+                      {"mfu", r.mfu},
+                      {"breakdown_ms",
+                       {{"embedding", b.embedding},
+                        {"attention", b.attention},
+                        {"feed_forward", b.feed_forward},
+                        {"head_and_loss", b.head_and_loss},
+                        {"backward", b.backward},
+                        {"optimizer", b.optimizer}}},
+                      {"generate_cached_tokens_per_s", r.generate_cached_tokens_per_s},
+                      {"generate_uncached_tokens_per_s", r.generate_uncached_tokens_per_s},
+                      {"eval_tokens_per_s", r.eval_tokens_per_s},
+                      {"peak_rss_mb", r.peak_rss_mb}};
+  std::cout << j.dump() << std::endl;
+}
+
+void print_table(const std::string& config, const BenchmarkOptions& options,
+                 const BenchmarkReport& r) {
+  const auto& b = r.breakdown;
   auto share = [&](double ms) { return 100.0 * ms / r.step_ms; };
   std::printf("config                %s (%s on %s, batch %lld x %lld, %.2fM parameters)\n",
-              args.config.c_str(), r.dtype.c_str(), r.device.c_str(), (long long)r.batch_size,
+              config.c_str(), r.dtype.c_str(), r.device.c_str(), (long long)r.batch_size,
               (long long)r.block_size, r.parameters / 1e6);
   std::printf("matmul ceiling        fp32 %.1f GFLOP/s, bf16 %.1f GFLOP/s\n", r.matmul_fp32_gflops,
               r.matmul_bf16_gflops);
@@ -86,6 +79,26 @@ int run_bench(const BenchArgs& args) {
     std::printf("evaluation            %.0f tokens/s\n", r.eval_tokens_per_s);
   }
   std::printf("peak resident memory  %.0f MB\n", r.peak_rss_mb);
+}
+
+}  // namespace
+
+int run_bench(const BenchArgs& args) {
+  args.options.validate();  // before the set-up: bad options fail at once
+  Config config = Config::load(args.config, args.overrides);
+  auto runtime = start_runtime(static_cast<int>(config.runtime.threads));
+  // The vocabulary of the prepared data when there is some; otherwise the config's.
+  if (std::filesystem::exists(config.data.dir + "/meta.json"))
+    config.model.vocab_size = DatasetMeta::load(config.data.dir).vocab_size;
+  const BenchmarkOptions& options = args.options;
+  auto r = run_benchmark(config, options);
+  r.threads = runtime.threads;
+  r.blas_threads = runtime.blas_threads;
+  r.blas = runtime.blas;
+  if (args.json)
+    print_json(args.config, r);
+  else
+    print_table(args.config, options, r);
   return 0;
 }
 

@@ -158,43 +158,49 @@ int run_generate(const GenerateArgs& args) {
   return 0;
 }
 
-int run_eval(const EvalArgs& args) {
-  args.options.validate();  // before the (slow) load: bad options fail at once
-  auto ckpt = load_for_inference(args.checkpoint, args.runtime);
-  if (!std::filesystem::is_regular_file(args.data))
-    throw std::invalid_argument("--data " + args.data + ": file not found");
+namespace {
+
+// The tokens `qkv eval --data` scores and the bytes of text they stand for (0 when unknown).
+struct EvalTokens {
   std::vector<TokenId> tokens;
   int64_t bytes = 0;
-  const bool bin = std::filesystem::path(args.data).extension() == ".bin";
-  if (bin) {
-    // A prepared token file: its dtype and byte count come from meta.json beside it.
-    const auto dir = std::filesystem::path(args.data).parent_path().string();
+};
+
+// A prepared .bin token file (its dtype and byte counts from meta.json beside it), or raw text
+// encoded with the checkpoint's tokenizer.
+EvalTokens read_eval_tokens(const std::string& data, const Tokenizer& tokenizer) {
+  if (!std::filesystem::is_regular_file(data))
+    throw std::invalid_argument("--data " + data + ": file not found");
+  EvalTokens out;
+  if (std::filesystem::path(data).extension() == ".bin") {
+    const auto dir = std::filesystem::path(data).parent_path().string();
     const auto meta = DatasetMeta::load(dir.empty() ? "." : dir);
-    if (meta.vocab_size != ckpt.tokenizer->vocab_size())
-      throw std::invalid_argument(args.data + " was tokenized with a vocabulary of " +
+    if (meta.vocab_size != tokenizer.vocab_size())
+      throw std::invalid_argument(data + " was tokenized with a vocabulary of " +
                                   std::to_string(meta.vocab_size) + ", the checkpoint's has " +
-                                  std::to_string(ckpt.tokenizer->vocab_size()));
-    TokenFile file(args.data, meta.dtype);
-    tokens.resize(file.size());
-    if (file.size() > 0) file.read(0, file.size(), tokens.data());
-    const auto name = std::filesystem::path(args.data).filename().string();
-    bytes = name == "train.bin" ? meta.train_bytes : name == "val.bin" ? meta.val_bytes : 0;
+                                  std::to_string(tokenizer.vocab_size()));
+    TokenFile file(data, meta.dtype);
+    out.tokens.resize(file.size());
+    if (file.size() > 0) file.read(0, file.size(), out.tokens.data());
+    const auto name = std::filesystem::path(data).filename().string();
+    out.bytes = name == "train.bin" ? meta.train_bytes : name == "val.bin" ? meta.val_bytes : 0;
   } else {
-    const std::string text = read_file_bytes(args.data);
-    if (text.empty()) throw std::invalid_argument("--data " + args.data + " is empty");
-    tokens = ckpt.tokenizer->encode_from(text, args.data);
-    bytes = static_cast<int64_t>(text.size());
+    const std::string text = read_file_bytes(data);
+    if (text.empty()) throw std::invalid_argument("--data " + data + " is empty");
+    out.tokens = tokenizer.encode_from(text, data);
+    out.bytes = static_cast<int64_t>(text.size());
   }
-  if (tokens.size() < 2)
-    throw std::invalid_argument("--data " + args.data + " has " + std::to_string(tokens.size()) +
+  if (out.tokens.size() < 2)
+    throw std::invalid_argument("--data " + data + " has " + std::to_string(out.tokens.size()) +
                                 " tokens; at least 2 are needed");
   // The first token is context only: its bytes are not scored.
-  if (bytes > 0)
-    bytes -= static_cast<int64_t>(ckpt.tokenizer->decode({tokens[0]}).size());
+  if (out.bytes > 0) out.bytes -= static_cast<int64_t>(tokenizer.decode({out.tokens[0]}).size());
+  return out;
+}
 
-  auto r = evaluate_perplexity(ckpt.model, tokens, bytes, args.options);
-  const int64_t stride =
-      args.options.stride > 0 ? args.options.stride : ckpt.config.model.block_size;
+void print_perplexity(const EvalArgs& args, const Checkpoint& ckpt, const PerplexityResult& r) {
+  const int64_t block = ckpt.config.model.block_size;
+  const int64_t stride = args.options.stride > 0 ? args.options.stride : block;
   if (args.json) {
     nlohmann::json j = {
         {"checkpoint", ckpt.path},
@@ -205,19 +211,28 @@ int run_eval(const EvalArgs& args) {
         {"bytes", r.bytes},
         {"bits_per_byte", r.bytes > 0 ? nlohmann::json(r.bits_per_byte) : nlohmann::json()},
         {"stride", stride},
-        {"block_size", ckpt.config.model.block_size},
+        {"block_size", block},
         {"tokens_per_s", r.tokens_per_s},
         {"seconds", r.seconds}};
     std::cout << j.dump() << std::endl;
-  } else {
-    std::printf("data:            %s\n", args.data.c_str());
-    std::printf("tokens scored:   %lld (window %lld, stride %lld)\n", (long long)r.tokens_scored,
-                (long long)ckpt.config.model.block_size, (long long)stride);
-    std::printf("mean NLL:        %.4f nats/token\n", r.mean_nll);
-    std::printf("perplexity:      %.3f\n", r.perplexity);
-    if (r.bytes > 0) std::printf("bits per byte:   %.4f\n", r.bits_per_byte);
-    std::printf("speed:           %.0f tokens/s (%.2f s)\n", r.tokens_per_s, r.seconds);
+    return;
   }
+  std::printf("data:            %s\n", args.data.c_str());
+  std::printf("tokens scored:   %lld (window %lld, stride %lld)\n", (long long)r.tokens_scored,
+              (long long)block, (long long)stride);
+  std::printf("mean NLL:        %.4f nats/token\n", r.mean_nll);
+  std::printf("perplexity:      %.3f\n", r.perplexity);
+  if (r.bytes > 0) std::printf("bits per byte:   %.4f\n", r.bits_per_byte);
+  std::printf("speed:           %.0f tokens/s (%.2f s)\n", r.tokens_per_s, r.seconds);
+}
+
+}  // namespace
+
+int run_eval(const EvalArgs& args) {
+  args.options.validate();  // before the (slow) load: bad options fail at once
+  auto ckpt = load_for_inference(args.checkpoint, args.runtime);
+  const auto data = read_eval_tokens(args.data, *ckpt.tokenizer);
+  print_perplexity(args, ckpt, evaluate_perplexity(ckpt.model, data.tokens, data.bytes, args.options));
   return 0;
 }
 

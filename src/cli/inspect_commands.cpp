@@ -40,6 +40,66 @@ nlohmann::json nan_to_null(const std::vector<double>& v) {
   return out;
 }
 
+void print_embed_json(const ContextualEmbeddingComparison& cmp) {
+  nlohmann::json j;
+  j["word"] = cmp.word;
+  j["levels"] = cmp.levels;
+  for (const auto& o : cmp.occurrences)
+    j["occurrences"].push_back({{"sentence", o.sentence + 1},
+                                {"text", o.text},
+                                {"position", o.position},
+                                {"piece", o.piece},
+                                {"pieces", o.pieces}});
+  for (size_t p = 0; p < cmp.pairs.size(); ++p)
+    j["pairs"].push_back({{"sentences", {cmp.pairs[p].first + 1, cmp.pairs[p].second + 1}},
+                          {"cosine", cmp.cosine[p]},
+                          {"update_cosine", nan_to_null(cmp.update_cosine[p])}});
+  for (size_t o = 0; o < cmp.top_attended.size(); ++o) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& tops : cmp.top_attended[o]) {
+      nlohmann::json row = nlohmann::json::array();
+      for (const auto& t : tops)
+        row.push_back({{"position", t.position}, {"piece", t.piece}, {"weight", t.weight}});
+      layers.push_back(std::move(row));
+    }
+    j["occurrences"][o]["top_attended"] = std::move(layers);
+  }
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+}
+
+void print_embed_table(const ContextualEmbeddingComparison& cmp) {
+  for (const auto& o : cmp.occurrences)
+    std::printf("sentence %zu: %s   (\"%s\" = token %lld, %s)\n", o.sentence + 1, o.text.c_str(),
+                cmp.word.c_str(), (long long)o.position, token_label(o.piece).c_str());
+  for (size_t p = 0; p < cmp.pairs.size(); ++p) {
+    std::printf("\ncosine similarity of \"%s\", sentence %zu vs %zu\n", cmp.word.c_str(),
+                cmp.pairs[p].first + 1, cmp.pairs[p].second + 1);
+    std::printf("  %-12s %7s  %-20s  %s\n", "level", "vector", "", "added by the blocks");
+    for (size_t l = 0; l < cmp.levels.size(); ++l) {
+      const double u = cmp.update_cosine[p][l];
+      std::printf("  %-12s %7.3f  %-*s", cmp.levels[l].c_str(), cmp.cosine[p][l],
+                  20 + 2 * static_cast<int>(bar(cmp.cosine[p][l]).size() / 3),
+                  bar(cmp.cosine[p][l]).c_str());
+      if (std::isnan(u))
+        std::printf("  %7s\n", "-");
+      else
+        std::printf("  %7.3f\n", u);
+    }
+  }
+  std::printf("\nwhat \"%s\" attends to most (heads averaged; token(position) weight)\n",
+              cmp.word.c_str());
+  for (size_t o = 0; o < cmp.occurrences.size(); ++o) {
+    std::printf("sentence %zu: %s\n", o + 1, cmp.occurrences[o].text.c_str());
+    for (size_t l = 0; l < cmp.top_attended[o].size(); ++l) {
+      std::printf("  layer %zu:", l + 1);
+      for (const auto& t : cmp.top_attended[o][l])
+        std::printf("  %s(%lld) %.2f", token_label(t.piece).c_str(), (long long)t.position,
+                    t.weight);
+      std::printf("\n");
+    }
+  }
+}
+
 }  // namespace
 
 int run_attention(const AttentionArgs& args) {
@@ -107,64 +167,10 @@ int run_embed(const EmbedArgs& args) {
                    o.occurrences_in_sentence, o.sentence + 1);
   }
 
-  if (args.json) {
-    nlohmann::json j;
-    j["word"] = cmp.word;
-    j["levels"] = cmp.levels;
-    for (const auto& o : cmp.occurrences)
-      j["occurrences"].push_back({{"sentence", o.sentence + 1},
-                                  {"text", o.text},
-                                  {"position", o.position},
-                                  {"piece", o.piece},
-                                  {"pieces", o.pieces}});
-    for (size_t p = 0; p < cmp.pairs.size(); ++p)
-      j["pairs"].push_back({{"sentences", {cmp.pairs[p].first + 1, cmp.pairs[p].second + 1}},
-                            {"cosine", cmp.cosine[p]},
-                            {"update_cosine", nan_to_null(cmp.update_cosine[p])}});
-    for (size_t o = 0; o < cmp.top_attended.size(); ++o) {
-      nlohmann::json layers = nlohmann::json::array();
-      for (const auto& tops : cmp.top_attended[o]) {
-        nlohmann::json row = nlohmann::json::array();
-        for (const auto& t : tops)
-          row.push_back({{"position", t.position}, {"piece", t.piece}, {"weight", t.weight}});
-        layers.push_back(std::move(row));
-      }
-      j["occurrences"][o]["top_attended"] = std::move(layers);
-    }
-    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
-    return 0;
-  }
-
-  for (const auto& o : cmp.occurrences)
-    std::printf("sentence %zu: %s   (\"%s\" = token %lld, %s)\n", o.sentence + 1, o.text.c_str(),
-                cmp.word.c_str(), (long long)o.position, token_label(o.piece).c_str());
-  for (size_t p = 0; p < cmp.pairs.size(); ++p) {
-    std::printf("\ncosine similarity of \"%s\", sentence %zu vs %zu\n", cmp.word.c_str(),
-                cmp.pairs[p].first + 1, cmp.pairs[p].second + 1);
-    std::printf("  %-12s %7s  %-20s  %s\n", "level", "vector", "", "added by the blocks");
-    for (size_t l = 0; l < cmp.levels.size(); ++l) {
-      const double u = cmp.update_cosine[p][l];
-      std::printf("  %-12s %7.3f  %-*s", cmp.levels[l].c_str(), cmp.cosine[p][l],
-                  20 + 2 * static_cast<int>(bar(cmp.cosine[p][l]).size() / 3),
-                  bar(cmp.cosine[p][l]).c_str());
-      if (std::isnan(u))
-        std::printf("  %7s\n", "-");
-      else
-        std::printf("  %7.3f\n", u);
-    }
-  }
-  std::printf("\nwhat \"%s\" attends to most (heads averaged; token(position) weight)\n",
-              cmp.word.c_str());
-  for (size_t o = 0; o < cmp.occurrences.size(); ++o) {
-    std::printf("sentence %zu: %s\n", o + 1, cmp.occurrences[o].text.c_str());
-    for (size_t l = 0; l < cmp.top_attended[o].size(); ++l) {
-      std::printf("  layer %zu:", l + 1);
-      for (const auto& t : cmp.top_attended[o][l])
-        std::printf("  %s(%lld) %.2f", token_label(t.piece).c_str(), (long long)t.position,
-                    t.weight);
-      std::printf("\n");
-    }
-  }
+  if (args.json)
+    print_embed_json(cmp);
+  else
+    print_embed_table(cmp);
   return 0;
 }
 

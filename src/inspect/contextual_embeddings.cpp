@@ -33,6 +33,60 @@ std::string quoted(const std::string& s) {
   return "\"" + s + "\"";
 }
 
+// Where `word` sits in sentence `s`, in tokens: the token holding its last byte (the first
+// occurrence when it occurs more than once).
+WordOccurrence locate_word(const Tokenizer& tokenizer, const std::vector<TokenId>& ids,
+                           const std::string& text, size_t s, const std::string& word,
+                           const std::string& what) {
+  const auto starts = find_whole_word(text, word);
+  if (starts.empty())
+    throw InvalidOption("word", quoted(word) + " does not occur as a word in " + what);
+  // Each token's end byte, from decoding growing prefixes: exact for both tokenizers, since
+  // they reproduce text byte for byte.
+  std::vector<size_t> token_end(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i)
+    token_end[i] = tokenizer.decode(std::vector<TokenId>(ids.begin(), ids.begin() + i + 1)).size();
+
+  WordOccurrence occ;
+  occ.sentence = s;
+  occ.text = text;
+  occ.byte_offset = starts.front();
+  occ.occurrences_in_sentence = static_cast<int>(starts.size());
+  const size_t word_end = occ.byte_offset + word.size();
+  occ.position = -1;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const size_t begin = i == 0 ? 0 : token_end[i - 1];
+    if (token_end[i] > occ.byte_offset && begin < word_end) {
+      occ.pieces.push_back(tokenizer.piece(ids[i]));
+      occ.position = static_cast<int64_t>(i);  // the last covering token wins
+    }
+  }
+  if (occ.position < 0)
+    throw InvalidOption("word", quoted(word) + ": no token covers it in " + what);
+  occ.piece = tokenizer.piece(ids[static_cast<size_t>(occ.position)]);
+  return occ;
+}
+
+// Per layer, the `top_k` keys position `p` attends to most, heads averaged.
+std::vector<std::vector<AttendedToken>> top_attended(const ForwardCapture& capture, int64_t p,
+                                                     const Tokenizer& tokenizer,
+                                                     const std::vector<TokenId>& ids, int top_k) {
+  std::vector<std::vector<AttendedToken>> per_layer;
+  for (auto& w : capture.attention_weights) {
+    auto row = w[0].mean(0)[p].to(torch::kCPU, torch::kFloat64);  // (T): heads averaged
+    const int64_t k = std::min<int64_t>(top_k, p + 1);            // keys it may see
+    auto top = row.topk(k);
+    std::vector<AttendedToken> tops;
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t pos = std::get<1>(top)[i].item<int64_t>();
+      tops.push_back({pos, tokenizer.piece(ids[static_cast<size_t>(pos)]),
+                      std::get<0>(top)[i].item<double>()});
+    }
+    per_layer.push_back(std::move(tops));
+  }
+  return per_layer;
+}
+
 }  // namespace
 
 double cosine_in_float64(const torch::Tensor& a, const torch::Tensor& b) {
@@ -60,57 +114,15 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
   for (size_t s = 0; s < sentences.size(); ++s) {
     const std::string& text = sentences[s];
     const std::string what = "sentence " + std::to_string(s + 1) + " (" + quoted(text) + ")";
-    const auto starts = find_whole_word(text, word);
-    if (starts.empty())
-      throw InvalidOption("word", quoted(word) + " does not occur as a word in " + what);
     const auto ids = encode_for_inspection(tokenizer, text, model->config().block_size, what);
-
-    // Each token's end byte, from decoding growing prefixes: exact for both tokenizers, since
-    // they reproduce text byte for byte.
-    std::vector<size_t> token_end(ids.size());
-    for (size_t i = 0; i < ids.size(); ++i)
-      token_end[i] =
-          tokenizer.decode(std::vector<TokenId>(ids.begin(), ids.begin() + i + 1)).size();
-
-    WordOccurrence occ;
-    occ.sentence = s;
-    occ.text = text;
-    occ.byte_offset = starts.front();
-    occ.occurrences_in_sentence = static_cast<int>(starts.size());
-    const size_t word_end = occ.byte_offset + word.size();
-    occ.position = -1;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const size_t begin = i == 0 ? 0 : token_end[i - 1];
-      if (token_end[i] > occ.byte_offset && begin < word_end) {
-        occ.pieces.push_back(tokenizer.piece(ids[i]));
-        occ.position = static_cast<int64_t>(i);  // the last covering token wins
-      }
-    }
-    if (occ.position < 0)
-      throw InvalidOption("word", quoted(word) + ": no token covers it in " + what);
-    occ.piece = tokenizer.piece(ids[static_cast<size_t>(occ.position)]);
-
+    auto occ = locate_word(tokenizer, ids, text, s, word, what);
     const auto capture = run_for_inspection(model, ids, /*hidden=*/true);
     const int64_t p = occ.position;
     std::vector<torch::Tensor> levels = {capture.token_embeddings[0][p],
                                          capture.input_embeddings[0][p]};
     for (auto& h : capture.hidden_states) levels.push_back(h[0][p]);
     vectors.push_back(std::move(levels));
-
-    std::vector<std::vector<AttendedToken>> per_layer;
-    for (auto& w : capture.attention_weights) {
-      auto row = w[0].mean(0)[p].to(torch::kCPU, torch::kFloat64);  // (T): heads averaged
-      const int64_t k = std::min<int64_t>(top_k, p + 1);            // keys it may see
-      auto top = row.topk(k);
-      std::vector<AttendedToken> tops;
-      for (int64_t i = 0; i < k; ++i) {
-        const int64_t pos = std::get<1>(top)[i].item<int64_t>();
-        tops.push_back({pos, tokenizer.piece(ids[static_cast<size_t>(pos)]),
-                        std::get<0>(top)[i].item<double>()});
-      }
-      per_layer.push_back(std::move(tops));
-    }
-    out.top_attended.push_back(std::move(per_layer));
+    out.top_attended.push_back(top_attended(capture, p, tokenizer, ids, top_k));
     out.occurrences.push_back(std::move(occ));
   }
 
