@@ -100,10 +100,10 @@ TEST(Trainer, RefusesToOverwriteAnExistingRun) {
   }
   EXPECT_NO_THROW(qkv::Trainer::resume(dir / "run", {"train.max_steps=3"}));
   // The command line names the command that continues the run.
-  auto r = qkv::testing::run_command(std::string(QKV_BINARY) + " train " + QKV_SOURCE_DIR +
-                                     "/configs/tiny.yaml --no-prepare --set data.dir=" +
-                                     (dir / "data") + " --set train.out_dir=" + (dir / "run") +
-                                     " 2>&1");
+  auto r =
+      qkv::testing::run_command(std::string(QKV_BINARY) + " train " + QKV_SOURCE_DIR +
+                                "/configs/tiny.yaml --no-prepare --set data.dir=" + (dir / "data") +
+                                " --set train.out_dir=" + (dir / "run") + " 2>&1");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("already holds last.pt: continue it with `qkv train --resume " +
                        (dir / "run") + "`"),
@@ -198,15 +198,16 @@ TEST(Trainer, NonFiniteLossStopsWithAClearErrorAndKeepsTheLastCheckpoint) {
   TempDir dir("nan");
   auto config = prepared_tiny(dir, {"train.max_steps=4"});
   qkv::Trainer(config).run();
-  // Poison one weight of the stored run so the next step's loss cannot be a number.
+  // Poison the stored run so the next step's loss cannot be a number: weights still finite
+  // (non-finite ones are refused at load), but their products overflow.
   auto ckpt = qkv::Checkpoint::load(dir / "run/last.pt");
   {
     torch::NoGradGuard no_grad;
-    ckpt.model->tok_emb->weight.fill_(NAN);
+    ckpt.model->tok_emb->weight.fill_(3e38f);
   }
   auto optimizer = qkv::make_adamw(ckpt.model, ckpt.config.optim);
   qkv::write_checkpoint(dir / "run/last.pt", ckpt.model, optimizer.get(), ckpt.config,
-                               *ckpt.tokenizer, ckpt.state);
+                        *ckpt.tokenizer, ckpt.state);
   const auto before = std::filesystem::last_write_time(dir / "run/last.pt");
   const auto size = std::filesystem::file_size(dir / "run/last.pt");
   auto trainer = qkv::Trainer::resume(dir / "run", {"train.max_steps=8"});

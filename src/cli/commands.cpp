@@ -95,6 +95,7 @@ int run_train(const TrainArgs& args) {
     trainer = std::make_unique<Trainer>(config, options);
   }
   auto result = trainer->run();
+  if (result.steps.empty()) return 0;  // the run was there already
   if (result.interrupted) {
     spdlog::info("continue with: qkv train --resume {}", result.run_dir);
     return 0;
@@ -179,10 +180,15 @@ EvalTokens read_eval_tokens(const std::string& data, const Tokenizer& tokenizer)
       throw std::invalid_argument(data + " was tokenized with a vocabulary of " +
                                   std::to_string(meta.vocab_size) + ", the checkpoint's has " +
                                   std::to_string(tokenizer.vocab_size()));
-    TokenFile file(data, meta.dtype);
-    out.tokens.resize(file.size());
-    if (file.size() > 0) file.read(0, file.size(), out.tokens.data());
+    // train.bin and val.bin are checked against meta.json (their byte counts give bits per
+    // byte); another .bin beside it only against the vocabulary.
     const auto name = std::filesystem::path(data).filename().string();
+    const bool described = name == "train.bin" || name == "val.bin";
+    auto file = described ? meta.open_checked(name.substr(0, name.size() - 4))
+                          : std::make_shared<TokenFile>(data, meta.dtype);
+    file->check_ids_below(tokenizer.vocab_size());
+    out.tokens.resize(file->size());
+    if (file->size() > 0) file->read(0, file->size(), out.tokens.data());
     out.bytes = name == "train.bin" ? meta.train_bytes : name == "val.bin" ? meta.val_bytes : 0;
   } else {
     const std::string text = read_file_bytes(data);
@@ -232,7 +238,8 @@ int run_eval(const EvalArgs& args) {
   args.options.validate();  // before the (slow) load: bad options fail at once
   auto ckpt = load_for_inference(args.checkpoint, args.runtime);
   const auto data = read_eval_tokens(args.data, *ckpt.tokenizer);
-  print_perplexity(args, ckpt, evaluate_perplexity(ckpt.model, data.tokens, data.bytes, args.options));
+  print_perplexity(args, ckpt,
+                   evaluate_perplexity(ckpt.model, data.tokens, data.bytes, args.options));
   return 0;
 }
 

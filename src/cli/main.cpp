@@ -5,6 +5,10 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
 
 #include "commands.h"
 #include "qkv/config/config.h"
@@ -42,6 +46,18 @@ std::string user_message(const std::exception& e) {
   if (auto* t = dynamic_cast<const c10::Error*>(&e)) return t->what_without_backtrace();
   return what;
 }
+
+// A seed is a whole number in [0, 2^64): CLI11 would wrap "-1" and clamp larger numbers to
+// 2^64 - 1, so every such seed gave the same text.
+const CLI::Validator kSeed(
+    [](std::string& text) -> std::string {
+      const std::string expected = "expected a whole number from 0 to 18446744073709551615, got ";
+      if (text.empty() || !std::all_of(text.begin(), text.end(), ::isdigit)) return expected + text;
+      errno = 0;
+      std::strtoull(text.c_str(), nullptr, 10);
+      return errno == ERANGE ? expected + text : std::string();
+    },
+    "SEED");
 
 void add_runtime_options(CLI::App* cmd, RuntimeArgs& runtime) {
   cmd->add_option("--device", runtime.device, "auto, cpu or cuda")->capture_default_str();
@@ -81,7 +97,7 @@ CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
       ->capture_default_str();
   cmd->add_option("--top-p", o.sampling.top_p, "Nucleus: keep the smallest set with this mass")
       ->capture_default_str();
-  cmd->add_option("--seed", o.sampling.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--seed", o.sampling.seed, "Sampling seed")->check(kSeed)->capture_default_str();
   cmd->add_option("--num-samples", a.num_samples, "Independent samples (seed, seed+1, ...)")
       ->capture_default_str();
   cmd->add_option("--stop", o.stop, "Stop at this string (repeatable)");
@@ -136,8 +152,7 @@ CLI::App* add_embed(CLI::App& app, EmbedArgs& a) {
   auto* cmd = app.add_subcommand(
       "embed", "How one word's embedding changes with its context, layer by layer");
   cmd->add_option("checkpoint", a.checkpoint, "Checkpoint file or run directory")->required();
-  cmd->add_option("--text", a.texts, "A sentence holding the word (repeat: 2 or more)")
-      ->required();
+  cmd->add_option("--text", a.texts, "A sentence holding the word (repeat: 2 or more)")->required();
   cmd->add_option("--word", a.word, "The word to follow")->required();
   cmd->add_option("--top-k", a.top_k, "Attended tokens to list per layer")->capture_default_str();
   cmd->add_flag("--json", a.json, "Print one JSON object");
@@ -152,11 +167,29 @@ CLI::App* add_report(CLI::App& app, ReportArgs& a) {
   cmd->add_option("--text", a.options.attention_text, "Text for the attention heatmaps");
   cmd->add_option("--sample-tokens", a.options.sample_tokens, "Length of the sample")
       ->capture_default_str();
-  cmd->add_option("--seed", a.options.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--seed", a.options.seed, "Sampling seed")->check(kSeed)->capture_default_str();
   cmd->add_option("--threads", a.threads, "Threads; 0 = every core")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   return cmd;
+}
+
+// "qkv trian": CLI11 would say only that a subcommand is required.
+std::string unknown_command(const CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> names;
+  for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    names.push_back(sub->get_name());
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.empty() || arg[0] == '-') continue;
+    if (std::find(names.begin(), names.end(), arg) != names.end()) return "";
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    const std::string guess = qkv::closest_match(arg, names);
+    return "unknown command '" + arg + "'" +
+           (guess.empty() ? "" : " (did you mean '" + guess + "'?)") + "; the commands are " + list;
+  }
+  return "";
 }
 
 int check_and_run_train(const TrainArgs& train) {
@@ -173,6 +206,8 @@ int check_and_run_train(const TrainArgs& train) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file that reaches the size limit (ulimit -f) is a write error to report, not a crash.
+  std::signal(SIGXFSZ, SIG_IGN);
   // Logs go to stderr so that stdout carries only a command's output (generated text, JSON).
   auto logger = spdlog::stderr_color_mt("qkv");
   logger->set_pattern("[%H:%M:%S] %^%l%$ %v");
@@ -198,7 +233,17 @@ int main(int argc, char** argv) {
   auto* attention_cmd = add_attention(app, attention);
   auto* embed_cmd = add_embed(app, embed);
   auto* report_cmd = add_report(app, report);
-  CLI11_PARSE(app, argc, argv);
+  if (const std::string error = unknown_command(app, argc, argv); !error.empty()) {
+    spdlog::error(error);
+    return 2;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    spdlog::error(first_line(e.what()));             // one line, not CLI11's usage footer
+    return 2;
+  }
   if (verbose) spdlog::set_level(spdlog::level::debug);
 
   try {

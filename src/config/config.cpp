@@ -40,8 +40,18 @@ void set_key(Config& c, const std::string& key, const YAML::Node& value) {
 void apply_yaml(Config& c, const YAML::Node& root, const std::string& where) {
   if (!root || root.IsNull()) return;
   if (!root.IsMap()) throw ConfigError(where + ": expected a mapping of sections at the top level");
+  // YAML forbids a key twice in one mapping; yaml-cpp keeps both and the later would silently win.
+  std::map<std::string, int> first_line;
+  auto once = [&](const std::string& key, const YAML::Node& node) {
+    const int line = node.Mark().line + 1;
+    auto [it, fresh] = first_line.emplace(key, line);
+    if (!fresh)
+      throw ConfigError(where + ":" + std::to_string(line) + ": " + key +
+                        " is given twice (first at line " + std::to_string(it->second) + ")");
+  };
   for (const auto& section : root) {
     const std::string name = section.first.as<std::string>();
+    once(name, section.first);
     if (!section.second.IsMap()) {
       bool known = false;
       for (const auto& k : Config::known_keys()) known |= k.rfind(name + ".", 0) == 0;
@@ -51,6 +61,7 @@ void apply_yaml(Config& c, const YAML::Node& root, const std::string& where) {
     }
     for (const auto& entry : section.second) {
       const std::string key = name + "." + entry.first.as<std::string>();
+      once(key, entry.first);
       try {
         set_key(c, key, entry.second);
       } catch (const std::invalid_argument& e) {

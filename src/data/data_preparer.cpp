@@ -18,7 +18,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kFormatVersion = 1;
+// 2: meta.json records each token file's identity.
+constexpr int kFormatVersion = 2;
 constexpr size_t kChunkBytes = 1 << 20;
 
 // Reads [begin, end) of a file in chunks of about kChunkBytes that end just after a newline
@@ -94,7 +95,17 @@ std::unique_ptr<Tokenizer> build_tokenizer(const Config& config,
     for (const auto& f : files) {
       ChunkReader reader(f, 0, static_cast<int64_t>(fs::file_size(f)));
       std::string chunk;
-      while (reader.next(&chunk)) builder.add(chunk);
+      int64_t offset = 0;  // of the chunk in the file, so an error names the byte in the file
+      while (reader.next(&chunk)) {
+        try {
+          builder.add(chunk);
+        } catch (const std::invalid_argument& e) {
+          throw std::invalid_argument(
+              f + ": expected UTF-8 text: " + e.what() +
+              (offset > 0 ? " (counted from byte " + std::to_string(offset) + ")" : ""));
+        }
+        offset += static_cast<int64_t>(chunk.size());
+      }
     }
     return std::make_unique<CharTokenizer>(builder.build());
   }
@@ -124,8 +135,7 @@ std::vector<std::string> resolve_data_files(const std::vector<std::string>& patt
       for (size_t i = 0; i < g.gl_pathc; ++i)
         if (fs::is_regular_file(g.gl_pathv[i])) files.push_back(g.gl_pathv[i]), ++found;
     globfree(&g);
-    if (found == 0)
-      throw DataFilesNotFound("data.files: no file matches '" + pattern + "'");
+    if (found == 0) throw DataFilesNotFound("data.files: no file matches '" + pattern + "'");
   }
   return files;
 }
@@ -146,6 +156,8 @@ DatasetMeta DatasetMeta::load(const std::string& dir) {
     m.val_tokens = j.at("val_tokens").get<int64_t>();
     m.train_bytes = j.at("train_bytes").get<int64_t>();
     m.val_bytes = j.at("val_bytes").get<int64_t>();
+    m.train_identity = j.value("train_identity", "");
+    m.val_identity = j.value("val_identity", "");
     return m;
   } catch (const json::exception& e) {
     throw std::invalid_argument(path + " is not valid dataset metadata: " + e.what());
@@ -156,9 +168,35 @@ std::unique_ptr<Tokenizer> DatasetMeta::load_tokenizer() const {
   return load_tokenizer_file(tokenizer_path());
 }
 
+std::shared_ptr<TokenFile> DatasetMeta::open_checked(const std::string& split) const {
+  const bool train = split == "train";
+  const std::string path = train ? train_path() : val_path();
+  const int64_t tokens = train ? train_tokens : val_tokens;
+  const std::string& identity = train ? train_identity : val_identity;
+  auto file = std::make_shared<TokenFile>(path, dtype);
+  const std::string stranger =
+      " (the file is not the one prepared with it: prepare the data again)";
+  if (file->size() != tokens)
+    throw std::invalid_argument(path + " holds " + std::to_string(file->size()) + " tokens but " +
+                                dir + "/meta.json says " + std::to_string(tokens) + stranger);
+  if (!identity.empty() && file->identity() != identity)
+    throw std::invalid_argument(path + " does not match the identity " + dir +
+                                "/meta.json records" + stranger);
+  file->check_ids_below(vocab_size);
+  return file;
+}
+
 PrepareResult prepare_data(const Config& config, const ProgressCallback& progress) {
   const std::string dir = config.data.dir;
   const auto files = resolve_data_files(config.data.files);
+  int64_t total = 0;
+  std::string names;
+  for (const auto& f : files) {
+    total += static_cast<int64_t>(fs::file_size(f));
+    names += (names.empty() ? "" : ", ") + f;
+  }
+  if (total == 0)
+    throw std::invalid_argument("data.files: " + names + ": no text to tokenize (empty)");
   const json print = fingerprint(config, files);
 
   PrepareResult result;
@@ -181,8 +219,6 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
   auto tokenizer = build_tokenizer(config, files, dir);
   const TokenDtype dtype = dtype_for_vocab(tokenizer->vocab_size());
 
-  int64_t total = 0;
-  for (const auto& f : files) total += static_cast<int64_t>(fs::file_size(f));
   TokenFileWriter train(dir + "/train.bin", dtype), val(dir + "/val.bin", dtype);
   int64_t done = 0, train_bytes = 0, val_bytes = 0;
   const auto start = std::chrono::steady_clock::now();
@@ -206,6 +242,8 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.bytes_encoded = done;
   const int64_t train_tokens = train.finish(), val_tokens = val.finish();
+  const std::string train_identity = TokenFile(dir + "/train.bin", dtype).identity();
+  const std::string val_identity = TokenFile(dir + "/val.bin", dtype).identity();
   save_tokenizer_file(*tokenizer, dir + "/tokenizer.qkv");
 
   json meta = {{"qkv_version", QKV_VERSION},
@@ -218,6 +256,8 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
                {"val_tokens", val_tokens},
                {"train_bytes", train_bytes},
                {"val_bytes", val_bytes},
+               {"train_identity", train_identity},
+               {"val_identity", val_identity},
                {"val_fraction", config.data.val_fraction},
                {"sources", print["sources"]},
                {"fingerprint", print}};

@@ -5,9 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+
+#include "qkv/data/sha256.h"
 
 namespace qkv {
 
@@ -75,6 +78,27 @@ void copy_tokens(const void* data, TokenDtype dtype, int64_t start, int64_t n, O
 }
 
 }  // namespace
+
+void TokenFile::check_ids_below(int64_t vocab_size) const {
+  for (int64_t i = 0; i < count_; ++i)
+    if (int64_t{at(i)} >= vocab_size)
+      throw std::invalid_argument(path_ + ": token id " + std::to_string(at(i)) + " at position " +
+                                  std::to_string(i) + " is outside the vocabulary of " +
+                                  std::to_string(vocab_size) + " (ids 0.." +
+                                  std::to_string(vocab_size - 1) + ")");
+}
+
+std::string TokenFile::identity() const {
+  const size_t window = std::min<size_t>(bytes_, size_t{1} << 20);
+  const auto* bytes = static_cast<const char*>(data_);
+  Sha256 sha;
+  sha.update(std::to_string(count_) + "\n");
+  if (window > 0) {
+    sha.update(std::string_view(bytes, window));
+    sha.update(std::string_view(bytes + bytes_ - window, window));
+  }
+  return sha.hex_digest();
+}
 
 void TokenFile::read(int64_t start, int64_t n, int64_t* out) const {
   if (start < 0 || start + n > count_) throw std::out_of_range("token range outside " + path_);

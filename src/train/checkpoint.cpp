@@ -1,5 +1,7 @@
 #include "qkv/train/checkpoint.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -7,7 +9,10 @@
 
 #include <torch/serialize/output-archive.h>
 
+#include <spdlog/spdlog.h>
+
 #include "qkv/data/file_bytes.h"
+#include "qkv/data/sha256.h"
 
 namespace qkv {
 
@@ -27,6 +32,57 @@ torch::Tensor bytes_tensor(const std::string& s) {
 std::string tensor_bytes(const torch::Tensor& t) {
   auto c = t.contiguous();
   return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), c.numel());
+}
+
+// The archive is followed by "\nqkv-sha256 <64 hex digits>\n", the digest of the archive's
+// bytes: LibTorch's reader does not check the zip's CRCs, so without it a flipped byte in a
+// tensor loads silently.
+constexpr std::string_view kDigestTag = "\nqkv-sha256 ";
+constexpr size_t kTrailerSize = kDigestTag.size() + 64 + 1;
+
+std::string digest_trailer(const std::string& archive) {
+  Sha256 sha;
+  sha.update(archive);
+  return std::string(kDigestTag) + sha.hex_digest() + "\n";
+}
+
+// The archive's bytes, checked against the digest written with them. A file without a digest
+// (written before checkpoints carried one) loads with a warning.
+std::string_view verified_archive(const std::string& path, const std::string& bytes) {
+  const std::string_view all(bytes);
+  const bool long_enough = bytes.size() >= kTrailerSize;
+  const bool has_trailer = long_enough && bytes.back() == '\n' &&
+                           all.substr(bytes.size() - kTrailerSize, kDigestTag.size()) == kDigestTag;
+  // A zip ends with its end-of-directory record, never with a newline or 64 hex digits: a file
+  // that does has a damaged trailer, not none.
+  const auto digits = long_enough ? all.substr(bytes.size() - 65, 64) : std::string_view();
+  const bool looks_trailed =
+      long_enough && (bytes.back() == '\n' || std::all_of(digits.begin(), digits.end(), [](char c) {
+                        return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+                      }));
+  if (!has_trailer && looks_trailed)
+    throw CheckpointError(path + ": corrupt: its checksum trailer is damaged");
+  if (!has_trailer) {
+    spdlog::warn("{} carries no checksum (written by an older qkv): its integrity is not checked",
+                 path);
+    return bytes;
+  }
+  const std::string_view archive = std::string_view(bytes).substr(0, bytes.size() - kTrailerSize);
+  Sha256 sha;
+  sha.update(archive);
+  if (std::string_view(bytes).substr(bytes.size() - kTrailerSize) !=
+      std::string(kDigestTag) + sha.hex_digest() + "\n")
+    throw CheckpointError(path +
+                          ": corrupt: its contents do not match the SHA-256 written with it");
+  return archive;
+}
+
+// Weights that are not numbers make every output NaN; refuse them where they enter.
+void check_finite(const std::string& path, const TransformerLM& model) {
+  torch::NoGradGuard no_grad;
+  for (const auto& p : model->named_parameters())
+    if (!torch::isfinite(p.value()).all().item<bool>())
+      throw CheckpointError(path + ": parameter " + p.key() + " holds NaN or infinite values");
 }
 
 }  // namespace
@@ -57,8 +113,10 @@ void write_checkpoint(const std::string& path, TransformerLM& model,
   if (state.torch_rng_state.defined()) archive.write("torch_rng", state.torch_rng_state);
   std::ostringstream buffer;
   archive.save_to(buffer);
+  std::string bytes = buffer.str();
+  bytes += digest_trailer(bytes);
   try {
-    write_file_atomically(path, buffer.str());
+    write_file_atomically(path, bytes);
   } catch (const std::runtime_error& e) {
     throw CheckpointError(e.what());
   }
@@ -78,10 +136,11 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
   Checkpoint c;
   c.path = resolve(file_or_dir);
   const std::string bytes = read_file_bytes(c.path);
+  const std::string_view archive = verified_archive(c.path, bytes);
   c.archive_ = std::make_shared<torch::serialize::InputArchive>();
   json meta;
   try {
-    c.archive_->load_from(bytes.data(), bytes.size());
+    c.archive_->load_from(archive.data(), archive.size());
     torch::Tensor t;
     c.archive_->read("meta", t);
     meta = json::parse(tensor_bytes(t));
@@ -103,6 +162,7 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
     throw CheckpointError(c.path +
                           ": not a readable checkpoint (truncated or corrupt?): " + e.what());
   }
+  check_finite(c.path, c.model);
   c.state.step = meta.value("step", int64_t{0});
   c.state.best_val_loss =
       meta["best_val_loss"].is_number() ? meta["best_val_loss"].get<double>() : INFINITY;

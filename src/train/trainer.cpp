@@ -2,7 +2,11 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <chrono>
@@ -13,13 +17,16 @@
 
 #include "qkv/data/batch_sampler.h"
 #include "qkv/data/data_preparer.h"
+#include "qkv/data/file_bytes.h"
 #include "qkv/runtime/autocast_scope.h"
 #include "qkv/runtime/median.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/lr_schedule.h"
+#include "qkv/train/memory_estimate.h"
 #include "qkv/train/optimizer_setup.h"
+#include "qkv/train/run_directory_lock.h"
 #include "qkv/train/training_step.h"
 
 namespace qkv {
@@ -56,6 +63,20 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
+// metrics.jsonl cut back to the records of steps up to `step`: a resumed run replays the steps
+// after its checkpoint, which must not stand twice. Torn or foreign lines are dropped.
+std::string metrics_up_to(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
+        j["step"].get<int64_t>() <= step)
+      kept += line + "\n";
+  }
+  return kept;
+}
+
 }  // namespace
 
 RunDirectoryInUse::RunDirectoryInUse(const std::string& run_dir, const std::string& file)
@@ -66,6 +87,13 @@ struct Trainer::Impl {
   Config config;
   TrainerOptions options;
   std::string run_dir;
+  std::unique_ptr<RunDirectoryLock> lock;
+  int64_t resumed_from = -1;  // the checkpoint's step when resuming
+  // Nothing in the run directory changes until the first step has run: config.yaml, the
+  // metrics and train.log are written from then on; until then log lines wait in memory.
+  bool writing = false;
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> early_log;
+  std::ofstream metrics_out;
   torch::Device device{torch::kCPU};
   std::unique_ptr<Tokenizer> tokenizer;
   TransformerLM model{nullptr};
@@ -88,13 +116,13 @@ struct Trainer::Impl {
   void setup_common(const DatasetMeta& meta) {
     run_dir = config.train.out_dir;
     device = torch::Device(resolve_device(config.runtime.device));
-    train_tokens = std::make_shared<TokenFile>(meta.train_path(), meta.dtype);
-    val_tokens = std::make_shared<TokenFile>(meta.val_path(), meta.dtype);
     if (tokenizer->vocab_size() != meta.vocab_size)
       throw std::invalid_argument(config.data.dir + " was prepared with a vocabulary of " +
                                   std::to_string(meta.vocab_size) +
                                   " tokens but the model's tokenizer has " +
                                   std::to_string(tokenizer->vocab_size()));
+    train_tokens = meta.open_checked("train");
+    val_tokens = meta.open_checked("val");
     sampler = std::make_unique<BatchSampler>(train_tokens, config.train.batch_size,
                                              config.model.block_size, config.runtime.seed,
                                              options.rank, options.world_size);
@@ -103,12 +131,45 @@ struct Trainer::Impl {
 
     auto sinks = spdlog::default_logger()->sinks();
     if (writer()) {
-      fs::create_directories(run_dir);
-      sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(run_dir + "/train.log"));
+      early_log = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
+      sinks.push_back(early_log);
     }
     log = std::make_shared<spdlog::logger>("train", sinks.begin(), sinks.end());
     log->set_level(spdlog::default_logger()->level());
     log->flush_on(spdlog::level::info);  // train.log stays current for `tail -f`
+    // A log that cannot be written stops the run, as a checkpoint that cannot be written does.
+    log->set_error_handler([](const std::string& message) {
+      throw RunWriteError("cannot write the training log: " + message);
+    });
+  }
+
+  // Claims the run directory (creating it) and clears what writers killed mid-write left.
+  void claim_run_directory(const std::string& dir) {
+    lock = std::make_unique<RunDirectoryLock>(dir);
+    remove_stale_temporary_files(dir);
+  }
+
+  // After the first step: the resolved config, the metrics (cut back to the checkpoint when
+  // resuming, so no step stands twice) and train.log with the lines logged so far.
+  void begin_writing() {
+    writing = true;
+    if (!writer()) return;
+    const std::string metrics_path = run_dir + "/metrics.jsonl";
+    write_file_atomically(run_dir + "/config.yaml", config.to_yaml());
+    write_file_atomically(metrics_path,
+                          resumed_from < 0 ? "" : metrics_up_to(metrics_path, resumed_from));
+    metrics_out.open(metrics_path, std::ios::app);
+    const std::string log_path = run_dir + "/train.log";
+    {
+      std::ofstream out(log_path, std::ios::app);
+      for (const auto& line : early_log->last_formatted()) out << line;
+      out.flush();
+      if (!out) throw RunWriteError("cannot write " + log_path + ": " + std::strerror(errno));
+    }
+    auto& sinks = log->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), early_log), sinks.end());
+    early_log.reset();
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_path));
   }
 
   void build_optimizer() {
@@ -152,8 +213,10 @@ struct Trainer::Impl {
 
   void append_metrics(const nlohmann::json& record) {
     if (!writer()) return;
-    std::ofstream out(run_dir + "/metrics.jsonl", std::ios::app);
-    out << record.dump() << "\n";
+    metrics_out << record.dump() << "\n";
+    metrics_out.flush();
+    if (!metrics_out)
+      throw RunWriteError("cannot write " + run_dir + "/metrics.jsonl: " + std::strerror(errno));
   }
 
   void info(const std::string& line) {
@@ -188,14 +251,16 @@ struct Trainer::Impl {
       const double loss = outcome.loss;
       const std::string value = std::isnan(loss) ? "nan" : (loss > 0 ? "inf" : "-inf");
       throw TrainingDiverged("loss became " + value + " at step " + std::to_string(state.step + 1) +
-                             "; training stopped without saving (lower optim.lr?); the last good "
-                             "checkpoint in " +
-                             run_dir + " is untouched");
+                             "; training stopped without saving (lower optim.lr?); " +
+                             (fs::exists(run_dir + "/last.pt")
+                                  ? "the last good checkpoint in " + run_dir + " is untouched"
+                                  : "no checkpoint had been written to " + run_dir + " yet"));
     }
     ++state.step;
+    if (!writing) begin_writing();
     step_ms.push_back(ms);
-    StepRecord rec{state.step, outcome.loss, lr, outcome.grad_norm, ms,
-                   tokens_per_step() / (ms / 1000.0)};
+    StepRecord rec{state.step,        outcome.loss, lr,
+                   outcome.grad_norm, ms,           tokens_per_step() / (ms / 1000.0)};
     result.steps.push_back(rec);
     append_metrics({{"type", "step"},
                     {"step", rec.step},
@@ -257,7 +322,7 @@ struct Trainer::Impl {
 
   // An observer is a view of the run, not part of it: failing must not end training.
   void notify_checkpoint(bool end_of_run) {
-    if (!writer() || !options.after_checkpoint) return;
+    if (!writer() || !writing || !options.after_checkpoint) return;
     try {
       const std::string line = options.after_checkpoint(config, end_of_run);
       if (!line.empty()) info(line);
@@ -295,6 +360,8 @@ Trainer::Trainer(const Config& config, TrainerOptions options) : impl_(std::make
   m.tokenizer = meta.load_tokenizer();
   m.config.model.vocab_size = m.tokenizer->vocab_size();
   m.config.validate();
+  check_training_fits_in_memory(m.config);
+  if (m.writer()) m.claim_run_directory(config.train.out_dir);
   for (const char* name : {"last.pt", "best.pt"})
     if (fs::exists(fs::path(config.train.out_dir) / name))
       throw RunDirectoryInUse(config.train.out_dir, name);
@@ -303,10 +370,6 @@ Trainer::Trainer(const Config& config, TrainerOptions options) : impl_(std::make
   m.model = TransformerLM(m.config.model);
   m.model->to(m.device);
   m.build_optimizer();
-  if (m.writer()) {
-    std::ofstream(m.run_dir + "/config.yaml") << m.config.to_yaml();
-    fs::remove(m.run_dir + "/metrics.jsonl");
-  }
 }
 
 std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
@@ -314,20 +377,24 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
                                          TrainerOptions options) {
   const std::string path = run_dir + "/last.pt";
   if (!fs::exists(path)) throw CheckpointError(run_dir + ": no last.pt to resume from");
-  auto ckpt = Checkpoint::load(path);
   auto impl = std::make_unique<Impl>();
   auto& m = *impl;
+  m.options = std::move(options);
+  if (m.writer()) m.claim_run_directory(run_dir);
+  auto ckpt = Checkpoint::load(path);
   m.config = ckpt.config;
   for (const auto& o : overrides) {
-    // The stored weights were built from the stored model section; a changed key there would be
-    // written to config.yaml but not take effect.
-    if (o.rfind("model.", 0) == 0)
-      throw ConfigError::in_override(o, "model keys cannot change when resuming");
+    // The stored weights, tokenizer and split were made from these sections; a changed key would
+    // be recorded in config.yaml but not take effect.
+    for (const char* fixed : {"model.", "tokenizer.", "data."})
+      if (o.rfind(fixed, 0) == 0)
+        throw ConfigError::in_override(o, std::string(fixed).substr(0, std::strlen(fixed) - 1) +
+                                              " keys cannot change when resuming");
     m.config.apply_override(o);
   }
   m.config.train.out_dir = run_dir;
   m.config.validate();
-  m.options = std::move(options);
+  check_training_fits_in_memory(m.config);
   m.tokenizer = std::move(ckpt.tokenizer);
   m.setup_common(DatasetMeta::load(m.config.data.dir));
   m.model = ckpt.model;
@@ -335,9 +402,9 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
   m.build_optimizer();
   ckpt.load_optimizer(*m.optimizer);
   m.state = ckpt.state;
+  m.resumed_from = ckpt.state.step;
   m.sampler->set_state(ckpt.state.sampler_state);
   if (ckpt.state.torch_rng_state.defined()) set_cpu_rng_state(ckpt.state.torch_rng_state);
-  if (m.writer()) std::ofstream(m.run_dir + "/config.yaml") << m.config.to_yaml();
   m.info("resuming " + run_dir + " from step " + std::to_string(m.state.step));
   return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
 }
@@ -347,6 +414,11 @@ TrainResult Trainer::run() {
   const auto run_start = Clock::now();
   const LrSchedule schedule = m.schedule();
   const int64_t max_steps = m.config.train.max_steps;
+  if (m.state.step >= max_steps) {
+    m.info("run " + m.run_dir + " is at step " + std::to_string(m.state.step) +
+           " already (train.max_steps " + std::to_string(max_steps) + "): nothing to do");
+    return m.finish(run_start);
+  }
   m.log_start();
   m.model->train();
   while (m.state.step < max_steps) {

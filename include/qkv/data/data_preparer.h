@@ -35,6 +35,7 @@ struct DatasetMeta {
   int64_t val_tokens = 0;
   int64_t train_bytes = 0;
   int64_t val_bytes = 0;
+  std::string train_identity, val_identity;  // TokenFile::identity() when written
 
   // Throws DataNotPrepared when meta.json is missing, std::invalid_argument naming a bad file.
   static DatasetMeta load(const std::string& dir);
@@ -42,6 +43,11 @@ struct DatasetMeta {
   std::string val_path() const { return dir + "/val.bin"; }
   std::string tokenizer_path() const { return dir + "/tokenizer.qkv"; }
   std::unique_ptr<Tokenizer> load_tokenizer() const;
+
+  // Opens train.bin or val.bin ("train" or "val") after checking it is the file meta.json
+  // describes (token count and identity) and that every id lies inside the vocabulary; throws
+  // std::invalid_argument naming the file otherwise.
+  std::shared_ptr<TokenFile> open_checked(const std::string& split) const;
 };
 
 struct PrepareResult {

@@ -33,6 +33,13 @@ class TokenFile {
   void read(int64_t start, int64_t n, TokenId* out) const;
   const std::string& path() const { return path_; }
 
+  // Throws std::invalid_argument naming the file, the first id >= vocab_size and its position:
+  // ids outside the vocabulary would index past the embedding table.
+  void check_ids_below(int64_t vocab_size) const;
+  // A cheap identity: SHA-256 of the token count, the first and the last MiB. Recorded in
+  // meta.json when the file is written, so a file swapped or cut later is told apart.
+  std::string identity() const;
+
  private:
   std::string path_;
   TokenDtype dtype_;

@@ -17,6 +17,13 @@ class TrainingDiverged : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The run's metrics or log could not be written (a full disk, say): the run stops, as it does
+// when a checkpoint cannot be written, and the last checkpoint stays.
+class RunWriteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // A fresh run was asked for in a directory that already holds a checkpoint (which it would
 // overwrite): the run there can be resumed, or another directory chosen.
 class RunDirectoryInUse : public std::invalid_argument {
@@ -70,9 +77,14 @@ struct TrainerOptions {
 class Trainer {
  public:
   // A fresh run. The data directory must be prepared; the run directory must not hold a
-  // checkpoint already (that would be overwritten: resume instead).
+  // checkpoint already (that would be overwritten: resume instead). The trainer holds the run
+  // directory's lock (RunDirectoryLock) for its lifetime; the directory's files change only once
+  // the first step has run.
   explicit Trainer(const Config& config, TrainerOptions options = {});
-  // Continues RUN_DIR/last.pt with its stored config, `overrides` applied on top.
+  // Continues RUN_DIR/last.pt with its stored config, `overrides` applied on top. Overrides of
+  // model.*, tokenizer.* and data.* are refused (the checkpoint's weights, tokenizer and split
+  // would silently stay); a train.max_steps at or below the checkpoint's step leaves nothing to
+  // do, and run() then changes nothing.
   static std::unique_ptr<Trainer> resume(const std::string& run_dir,
                                          const std::vector<std::string>& overrides,
                                          TrainerOptions options = {});
