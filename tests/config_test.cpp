@@ -139,14 +139,13 @@ TEST(CommandLine, BadConfigExitsNonZeroWithOneLineAndWritesNothing) {
 TEST(CommandLine, BadOverrideIsNamedAsTheSetOptionTyped) {
   TempDir dir("config_cli_set");
   const std::string cmd = std::string(QKV_BINARY) + " train " + shipped("tiny.yaml") +
-                          " --set train.out_dir=" + (dir / "run") + " --set train.batch_size=0 2> " +
-                          (dir / "err.txt");
+                          " --set train.out_dir=" + (dir / "run") +
+                          " --set train.batch_size=0 2> " + (dir / "err.txt");
   EXPECT_NE(std::system(cmd.c_str()), 0);
   std::ifstream in(dir / "err.txt");
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_NE(
-      all.find("--set train.batch_size=0: train.batch_size: expected an integer >= 1, got 0"),
-      std::string::npos)
+  EXPECT_NE(all.find("--set train.batch_size=0: train.batch_size: expected an integer >= 1, got 0"),
+            std::string::npos)
       << all;
   EXPECT_EQ(all.find("override"), std::string::npos) << all;
 }

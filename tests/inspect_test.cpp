@@ -72,7 +72,7 @@ qkv::TransformerLM lecture_model() {
 }
 
 void save_checkpoint(const std::string& path, qkv::TransformerLM& model,
-                      const qkv::Tokenizer& tokenizer) {
+                     const qkv::Tokenizer& tokenizer) {
   qkv::Config config;
   config.model = model->config();
   qkv::write_checkpoint(path, model, nullptr, config, tokenizer, {});
@@ -269,8 +269,7 @@ TEST(ContextualEmbeddings, FollowsTheLastSubwordPieceOfTheWord) {
   options.vocab_size = 300;
   auto tok = qkv::SentencePieceTokenizer::train(options, dir.str());
   auto model = qkv::testing::random_model(tok.vocab_size(), 32, 16, 4);
-  const std::vector<std::string> sentences = {"Romeo dreams of the money bank.",
-                                              "The river bank."};
+  const std::vector<std::string> sentences = {"Romeo dreams of the money bank.", "The river bank."};
   auto cmp = qkv::compare_contextual_embeddings(model, tok, sentences, "bank");
   for (const auto& o : cmp.occurrences) {
     // The text up to and including the token used ends with the word: it is the last piece.

@@ -135,7 +135,7 @@ TEST(TrainingStep, ReportsEveryStageInOrder) {
   const auto batch = random_batch(c, 2, 3);
   qkv::TrainingStep(model, *optimizer, c)
       .run([&] { return batch; }, 1e-3, [&](StepStage s) { seen.push_back(s); });
-  std::vector<StepStage> micro = {StepStage::kEmbedding, StepStage::kAttention,
+  std::vector<StepStage> micro = {StepStage::kEmbedding,   StepStage::kAttention,
                                   StepStage::kFeedForward, StepStage::kAttention,
                                   StepStage::kFeedForward, StepStage::kHead,
                                   StepStage::kLoss,        StepStage::kBackward};

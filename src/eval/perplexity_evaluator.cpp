@@ -20,8 +20,8 @@ struct Window {
 
 void PerplexityOptions::validate() const {
   if (stride < 0)
-    throw InvalidOption("stride", "must be >= 0 (0 = the context length), got " +
-                                      std::to_string(stride));
+    throw InvalidOption("stride",
+                        "must be >= 0 (0 = the context length), got " + std::to_string(stride));
   if (batch_size <= 0)
     throw InvalidOption("batch_size", "must be positive, got " + std::to_string(batch_size));
 }

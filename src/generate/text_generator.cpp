@@ -11,8 +11,8 @@ namespace qkv {
 
 void GenerationOptions::validate() const {
   if (max_new_tokens <= 0)
-    throw InvalidOption("max_new_tokens", "must be positive, got " +
-                                std::to_string(max_new_tokens));
+    throw InvalidOption("max_new_tokens",
+                        "must be positive, got " + std::to_string(max_new_tokens));
   for (const auto& s : stop)
     if (s.empty()) throw InvalidOption("stop", "must not be empty");
   sampling.validate();

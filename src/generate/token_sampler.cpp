@@ -22,7 +22,8 @@ std::string number(double v) {
 void SamplingOptions::validate() const {
   if (!(temperature >= 0.0) || !std::isfinite(temperature))
     throw InvalidOption("temperature", "must be >= 0 (0 = greedy), got " + number(temperature));
-  if (top_k < 0) throw InvalidOption("top_k", "must be >= 0 (0 = off), got " + std::to_string(top_k));
+  if (top_k < 0)
+    throw InvalidOption("top_k", "must be >= 0 (0 = off), got " + std::to_string(top_k));
   if (!(top_p > 0.0 && top_p <= 1.0))
     throw InvalidOption("top_p", "must be in (0, 1], got " + number(top_p));
 }

@@ -56,8 +56,9 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, torch:
   if (cache) std::tie(k, v) = cache->append(k, v);  // (B, H, past + T, D)
   const int64_t past = k.size(2) - T;
 
-  if (options.scale_scores()) q = q * (1.0 / std::sqrt(double(D)));  // cheaper on (T, D) than (T, T)
-  auto scores = torch::matmul(q, k.transpose(-2, -1));                // (B, H, T, past + T)
+  if (options.scale_scores())
+    q = q * (1.0 / std::sqrt(double(D)));               // cheaper on (T, D) than (T, T)
+  auto scores = torch::matmul(q, k.transpose(-2, -1));  // (B, H, T, past + T)
   if (options.causal() && T > 1)  // a single query is the newest position: it sees every key
     scores = scores.masked_fill(future_mask(T, past, x.device()),
                                 -std::numeric_limits<float>::infinity());
@@ -65,7 +66,7 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, torch:
   if (weights) *weights = att;
   att = attn_dropout(att);
 
-  auto y = torch::matmul(att, v);  // (B, H, T, D)
+  auto y = torch::matmul(att, v);             // (B, H, T, D)
   return resid_dropout(w_o(merge_heads(y)));  // (B, T, C)
 }
 

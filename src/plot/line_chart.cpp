@@ -41,9 +41,9 @@ std::string tick_text(double v) {
 // The plot area and the map from data to pixels; a log axis works on log10 values.
 struct ChartFrame {
   double left = 70, right = 16, top = 34, bottom = 46;
-  double pw = 0, ph = 0;         // plot area in pixels
-  double x0 = 0, x1 = 0;         // data range on x
-  double ly0 = 0, ly1 = 0;       // data range on y, log10 on a log axis, padded by 5%
+  double pw = 0, ph = 0;    // plot area in pixels
+  double x0 = 0, x1 = 0;    // data range on x
+  double ly0 = 0, ly1 = 0;  // data range on y, log10 on a log axis, padded by 5%
   bool log_y = false;
 
   double fy(double y) const { return log_y ? std::log10(y) : y; }

@@ -191,8 +191,9 @@ figure { margin: 1em 0; } figcaption { color: #555; font-size: 0.9em; }
 label { user-select: none; }
 </style></head><body>
 <h1>qkv training report</h1>
-<p class="sub">)" + html_escape(run_dir) +
-         " &middot; report written " + when + " &middot; qkv " + QKV_VERSION + "</p>\n";
+<p class="sub">)" +
+         html_escape(run_dir) + " &middot; report written " + when + " &middot; qkv " +
+         QKV_VERSION + "</p>\n";
 }
 
 std::string summary_section(const RunMetrics& metrics, const Checkpoint& ckpt) {
