@@ -262,6 +262,7 @@ TEST(ContextualEmbeddings, AbsentWordNamesTheSentence) {
 }
 
 TEST(ContextualEmbeddings, FollowsTheLastSubwordPieceOfTheWord) {
+  REQUIRE_SENTENCEPIECE_PLUGIN();
   TempDir dir("embed_spm");
   qkv::testing::write_file(dir / "corpus.txt", qkv::testing::sample_corpus());
   qkv::SentencePieceTrainOptions options;

@@ -77,6 +77,7 @@ TEST(Prepare, LargeVocabularyUsesUint32) {
 }
 
 TEST(Prepare, SentencePieceCorpusRoundTrips) {
+  REQUIRE_SENTENCEPIECE_PLUGIN();
   TempDir dir("prepare_spm");
   const std::string corpus = qkv::testing::sample_corpus(400);
   qkv::testing::write_file(dir / "corpus.txt", corpus);

@@ -103,12 +103,23 @@ TEST(Reliability, AnyFlippedByteOrNonFiniteWeightIsRefusedAtLoad) {
       EXPECT_EQ(std::string(e.what()).rfind(dir / "bad.pt", 0), 0u) << e.what();
     }
   }
+  // A checkpoint written before checksums (the archive alone) still loads.
+  qkv::testing::write_file(dir / "old.pt", good.substr(0, good.size() - 77));
+  EXPECT_NO_THROW(qkv::Checkpoint::load(dir / "old.pt"));
   // Through the binary: one line naming the file.
   std::string bad = good;
   bad[good.size() / 2] ^= 0x40;
   qkv::testing::write_file(dir / "bad.pt", bad);
+  const auto before = snapshot(dir / "run");
   EXPECT_ONE_LINE(qkv_cli("eval " + (dir / "bad.pt") + " --data " + (dir / "corpus.txt")), 1,
                   dir / "bad.pt" + ": corrupt: its contents do not match the SHA-256");
+  // Resuming from a corrupt last.pt: refused, and the run directory stays as it was.
+  fs::copy_file(dir / "bad.pt", dir / "run/last.pt", fs::copy_options::overwrite_existing);
+  const auto corrupt_run = snapshot(dir / "run");
+  EXPECT_ONE_LINE(qkv_cli("train --resume " + (dir / "run")), 1,
+                  dir / "run/last.pt: corrupt: its contents do not match the SHA-256");
+  EXPECT_EQ(snapshot(dir / "run"), corrupt_run);
+  qkv::testing::write_file(dir / "run/last.pt", good);
 
   // Weights that are not numbers, written with a valid checksum, are refused too.
   auto ckpt = qkv::Checkpoint::load(dir / "run/last.pt");
@@ -119,6 +130,7 @@ TEST(Reliability, AnyFlippedByteOrNonFiniteWeightIsRefusedAtLoad) {
   qkv::write_checkpoint(dir / "nan.pt", ckpt.model, nullptr, ckpt.config, *ckpt.tokenizer, {});
   EXPECT_ONE_LINE(qkv_cli("eval " + (dir / "nan.pt") + " --data " + (dir / "corpus.txt")), 1,
                   dir / "nan.pt" + ": parameter blocks.1.attn.w_q.weight holds NaN or infinite");
+  EXPECT_EQ(snapshot(dir / "run"), before);
 }
 
 // --- 2. a failed resume changes nothing -------------------------------------------------------
@@ -164,6 +176,7 @@ TEST(Reliability, OutOfRangeValuesAreRefusedNotAltered) {
   TempDir dir("rel_values");
   trained_run(dir, 2);
   const std::string run = dir / "run";
+  const auto before = snapshot(run);
   for (const std::string& seed : {"-1", "18446744073709551616", "1e3"})
     EXPECT_ONE_LINE(qkv_cli("generate " + run + " --seed " + seed), 2,
                     "--seed: expected a whole number from 0 to 18446744073709551615, got " + seed);
@@ -177,6 +190,7 @@ TEST(Reliability, OutOfRangeValuesAreRefusedNotAltered) {
       "model:\n  n_layer: 2\n  n_layer: 3\ndata:\n  files: [x.txt]\n  dir: d\n");
   EXPECT_ONE_LINE(qkv_cli("train " + (dir / "twice.yaml")), 1,
                   dir / "twice.yaml" + ":3: model.n_layer is given twice (first at line 2)");
+  EXPECT_EQ(snapshot(run), before);
 }
 
 // --- 5. errors that name what is wrong
@@ -207,6 +221,7 @@ TEST(Reliability, ErrorsNameTheFileKeyOrValue) {
   EXPECT_ONE_LINE(
       qkv_cli("train " + tiny_args(dir) + " --no-prepare --set train.out_dir=" + (dir / "run2")), 1,
       meta.train_path() + ": token id ");
+  EXPECT_FALSE(fs::exists(dir / "run2"));  // a run that cannot start leaves no directory
   // A NaN on a fresh run: no checkpoint to speak of.
   TempDir fresh("rel_errors_nan");
   auto config = prepared_tiny(fresh, {"optim.lr=1e30", "optim.warmup_steps=0"});

@@ -11,6 +11,15 @@
 #include "qkv/data/data_preparer.h"
 #include "qkv/model/transformer_lm.h"
 
+// The SentencePiece plugin is loaded with dlmopen, which AddressSanitizer cannot follow.
+#if defined(__SANITIZE_ADDRESS__)
+#define REQUIRE_SENTENCEPIECE_PLUGIN()                                                       \
+  GTEST_SKIP() << "the SentencePiece plugin cannot load under AddressSanitizer (dlmopen: " \
+                  "shadow memory range interleaves with an existing memory mapping)"
+#else
+#define REQUIRE_SENTENCEPIECE_PLUGIN() (void)0
+#endif
+
 namespace qkv::testing {
 
 // A fresh directory under the system temp dir, removed when the object goes away.

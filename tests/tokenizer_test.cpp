@@ -50,6 +50,7 @@ TEST(CharTokenizer, StartIdIsNewlineWhenPresent) {
 }
 
 TEST(SentencePieceTokenizer, TrainsBpeInProcessAndRoundTripsTheCorpus) {
+  REQUIRE_SENTENCEPIECE_PLUGIN();
   qkv::testing::TempDir dir("spm");
   const std::string corpus = qkv::testing::sample_corpus() + "Ünïcödé and digits 12345\n";
   qkv::testing::write_file(dir / "corpus.txt", corpus);
@@ -74,6 +75,7 @@ TEST(SentencePieceTokenizer, TrainsBpeInProcessAndRoundTripsTheCorpus) {
 }
 
 TEST(SentencePieceTokenizer, UnigramModelsTrainToo) {
+  REQUIRE_SENTENCEPIECE_PLUGIN();
   qkv::testing::TempDir dir("spm_unigram");
   qkv::testing::write_file(dir / "corpus.txt", qkv::testing::sample_corpus());
   qkv::SentencePieceTrainOptions options;
@@ -87,6 +89,7 @@ TEST(SentencePieceTokenizer, UnigramModelsTrainToo) {
 }
 
 TEST(SentencePieceTokenizer, GarbageModelIsAClearError) {
+  REQUIRE_SENTENCEPIECE_PLUGIN();
   EXPECT_THROW(SentencePieceTokenizer("not a model"), std::invalid_argument);
   EXPECT_THROW(SentencePieceTokenizer::load_model_file("/nonexistent.model"),
                std::invalid_argument);
@@ -109,6 +112,26 @@ TEST(Sha256, MatchesPublishedVectors) {
     pieces.update(std::string_view(million).substr(i, 997));
   EXPECT_EQ(pieces.hex_digest(),
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+}  // namespace
+
+namespace {
+
+// Each character has one UTF-8 spelling. Overlong forms (C1 85 spells 'E' again), surrogates and
+// code points past U+10FFFF are refused; before, the last indexed past the vocabulary builder's
+// table (found by fuzz/tokenizer_fuzz.cpp).
+TEST(CharTokenizer, RefusesWhatIsNotUTF8) {
+  for (const char* bad : {"\xc1\x85", "\xc0\x80", "\xe0\x80\x80", "\xf0\x80\x80\x80",
+                          "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf7\xbf\xbf\xbf"}) {
+    EXPECT_THROW(qkv::CharTokenizer{std::string(bad)}, std::invalid_argument) << bad;
+    qkv::CharTokenizer::VocabularyBuilder builder;
+    EXPECT_THROW(builder.add(bad), std::invalid_argument) << bad;
+  }
+  // The largest and smallest of each length still are characters.
+  const std::string edges = "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf";
+  EXPECT_EQ(qkv::CharTokenizer(edges).vocab_size(), 7);
+  EXPECT_EQ(qkv::CharTokenizer(edges).serialize(), edges);
 }
 
 }  // namespace

@@ -158,6 +158,9 @@ DatasetMeta DatasetMeta::load(const std::string& dir) {
     m.val_bytes = j.at("val_bytes").get<int64_t>();
     m.train_identity = j.value("train_identity", "");
     m.val_identity = j.value("val_identity", "");
+    if (m.vocab_size < 1 || m.vocab_size > (int64_t{1} << 32) || m.train_tokens < 0 ||
+        m.val_tokens < 0 || m.train_bytes < 0 || m.val_bytes < 0)
+      throw std::invalid_argument(path + " is not valid dataset metadata: a size is out of range");
     return m;
   } catch (const json::exception& e) {
     throw std::invalid_argument(path + " is not valid dataset metadata: " + e.what());

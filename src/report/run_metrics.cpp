@@ -1,6 +1,7 @@
 #include "qkv/report/run_metrics.h"
 
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -16,8 +17,15 @@ void drop_from(std::vector<Record>& records, int64_t step) {
 }  // namespace
 
 RunMetrics RunMetrics::load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument("cannot read " + path);
+  std::ifstream file(path);
+  if (!file) throw std::invalid_argument("cannot read " + path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return parse(text.str(), path);
+}
+
+RunMetrics RunMetrics::parse(const std::string& text, const std::string& path) {
+  std::istringstream in(text);
   RunMetrics m;
   std::string line;
   int64_t number = 0;

@@ -27,6 +27,11 @@ uint32_t next_code_point(std::string_view s, size_t* pos) {
       throw std::invalid_argument("malformed UTF-8 at byte " + std::to_string(i));
     cp = (cp << 6) | (byte(i + k) & 0x3F);
   }
+  // One spelling per character: overlong forms (C1 85 for 'E'), UTF-16 surrogates and code
+  // points past U+10FFFF are not UTF-8 (found by fuzz/tokenizer_fuzz.cpp).
+  static constexpr uint32_t kSmallest[] = {0, 0x80, 0x800, 0x10000};
+  if (cp < kSmallest[extra] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+    throw std::invalid_argument("malformed UTF-8 at byte " + std::to_string(i));
   *pos = i + extra + 1;
   return cp;
 }

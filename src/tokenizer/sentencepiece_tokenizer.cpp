@@ -50,6 +50,13 @@ const Plugin& plugin() {
   static std::once_flag once;
   static std::string failure;
   std::call_once(once, [] {
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer aborts the whole process inside dlmopen ("Shadow memory range interleaves
+    // with an existing memory mapping"); an error is better than an abort.
+    failure = "SentencePiece is not available in an AddressSanitizer build (its plugin is loaded "
+              "with dlmopen, which ASan cannot follow)";
+    return;
+#endif
     std::string tried;
     for (const auto& path : candidate_paths()) {
       if (!std::filesystem::exists(path)) {

@@ -4,7 +4,6 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include <torch/serialize/output-archive.h>
@@ -13,11 +12,11 @@
 
 #include "qkv/data/file_bytes.h"
 #include "qkv/data/sha256.h"
+#include "qkv/train/checkpoint_meta.h"
 
 namespace qkv {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 namespace {
 
@@ -46,9 +45,10 @@ std::string digest_trailer(const std::string& archive) {
   return std::string(kDigestTag) + sha.hex_digest() + "\n";
 }
 
-// The archive's bytes, checked against the digest written with them. A file without a digest
-// (written before checkpoints carried one) loads with a warning.
-std::string_view verified_archive(const std::string& path, const std::string& bytes) {
+// The archive's bytes, checked against the digest written with them; `checked` is false for a
+// file without one (written before checkpoints carried one).
+std::string_view verified_archive(const std::string& path, const std::string& bytes,
+                                  bool* checked) {
   const std::string_view all(bytes);
   const bool long_enough = bytes.size() >= kTrailerSize;
   const bool has_trailer = long_enough && bytes.back() == '\n' &&
@@ -62,11 +62,8 @@ std::string_view verified_archive(const std::string& path, const std::string& by
                       }));
   if (!has_trailer && looks_trailed)
     throw CheckpointError(path + ": corrupt: its checksum trailer is damaged");
-  if (!has_trailer) {
-    spdlog::warn("{} carries no checksum (written by an older qkv): its integrity is not checked",
-                 path);
-    return bytes;
-  }
+  *checked = has_trailer;
+  if (!has_trailer) return bytes;
   const std::string_view archive = std::string_view(bytes).substr(0, bytes.size() - kTrailerSize);
   Sha256 sha;
   sha.update(archive);
@@ -99,15 +96,14 @@ void write_checkpoint(const std::string& path, TransformerLM& model,
     optimizer->save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
   }
-  json meta = {
-      {"format", "qkv-checkpoint"},
-      {"qkv_version", QKV_VERSION},
-      {"step", state.step},
-      {"best_val_loss", std::isfinite(state.best_val_loss) ? json(state.best_val_loss) : json()},
-      {"best_step", state.best_step},
-      {"sampler_state", state.sampler_state},
-      {"tokenizer_kind", tokenizer.kind()}};
-  archive.write("meta", bytes_tensor(meta.dump()));
+  CheckpointMeta meta;
+  meta.qkv_version = QKV_VERSION;
+  meta.step = state.step;
+  meta.best_val_loss = state.best_val_loss;
+  meta.best_step = state.best_step;
+  meta.sampler_state = state.sampler_state;
+  meta.tokenizer_kind = tokenizer.kind();
+  archive.write("meta", bytes_tensor(meta.to_json()));
   archive.write("config", bytes_tensor(config.to_yaml()));
   archive.write("tokenizer", bytes_tensor(tokenizer.serialize()));
   if (state.torch_rng_state.defined()) archive.write("torch_rng", state.torch_rng_state);
@@ -136,20 +132,19 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
   Checkpoint c;
   c.path = resolve(file_or_dir);
   const std::string bytes = read_file_bytes(c.path);
-  const std::string_view archive = verified_archive(c.path, bytes);
+  bool checked = false;
+  const std::string_view archive = verified_archive(c.path, bytes, &checked);
   c.archive_ = std::make_shared<torch::serialize::InputArchive>();
-  json meta;
+  CheckpointMeta meta;
   try {
     c.archive_->load_from(archive.data(), archive.size());
     torch::Tensor t;
     c.archive_->read("meta", t);
-    meta = json::parse(tensor_bytes(t));
-    if (meta.value("format", "") != "qkv-checkpoint")
-      throw std::runtime_error("not a qkv checkpoint");
+    meta = CheckpointMeta::parse(tensor_bytes(t));
     c.archive_->read("config", t);
     c.config = Config::parse(tensor_bytes(t), c.path + " (stored config)");
     c.archive_->read("tokenizer", t);
-    c.tokenizer = load_tokenizer(meta.at("tokenizer_kind").get<std::string>(), tensor_bytes(t));
+    c.tokenizer = load_tokenizer(meta.tokenizer_kind, tensor_bytes(t));
     c.model = TransformerLM(c.config.model);
     torch::serialize::InputArchive model_archive;
     c.archive_->read("model", model_archive);
@@ -163,12 +158,14 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
                           ": not a readable checkpoint (truncated or corrupt?): " + e.what());
   }
   check_finite(c.path, c.model);
-  c.state.step = meta.value("step", int64_t{0});
-  c.state.best_val_loss =
-      meta["best_val_loss"].is_number() ? meta["best_val_loss"].get<double>() : INFINITY;
-  c.state.best_step = meta.value("best_step", int64_t{-1});
-  c.state.sampler_state = meta.value("sampler_state", "");
-  c.qkv_version = meta.value("qkv_version", "");
+  if (!checked)
+    spdlog::warn("{} carries no checksum (written by an older qkv): its integrity is not checked",
+                 c.path);
+  c.state.step = meta.step;
+  c.state.best_val_loss = meta.best_val_loss;
+  c.state.best_step = meta.best_step;
+  c.state.sampler_state = meta.sampler_state;
+  c.qkv_version = meta.qkv_version;
   return c;
 }
 

@@ -361,11 +361,11 @@ Trainer::Trainer(const Config& config, TrainerOptions options) : impl_(std::make
   m.config.model.vocab_size = m.tokenizer->vocab_size();
   m.config.validate();
   check_training_fits_in_memory(m.config);
+  m.setup_common(meta);  // checks the token files: a fresh run that cannot start leaves no trace
   if (m.writer()) m.claim_run_directory(config.train.out_dir);
   for (const char* name : {"last.pt", "best.pt"})
     if (fs::exists(fs::path(config.train.out_dir) / name))
       throw RunDirectoryInUse(config.train.out_dir, name);
-  m.setup_common(meta);
   torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));
   m.model = TransformerLM(m.config.model);
   m.model->to(m.device);

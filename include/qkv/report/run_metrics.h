@@ -23,6 +23,8 @@ struct RunMetrics {
   // Throws std::invalid_argument naming path:line for a record that is not valid JSON with the
   // expected fields. A torn last line (the run was killed mid-write) is skipped.
   static RunMetrics load(const std::string& path);
+  // The same from the file's text; `path` names it in messages.
+  static RunMetrics parse(const std::string& text, const std::string& path);
 };
 
 }  // namespace qkv
