@@ -3,6 +3,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
@@ -203,9 +205,20 @@ int check_and_run_train(const TrainArgs& train) {
   return run_train(train);
 }
 
+// OpenBLAS chooses its kernels when it loads, before main: to give it better ones than its
+// generic fallback, qkv starts itself again, once, with OPENBLAS_CORETYPE set.
+void restart_with_better_blas_kernels(char** argv) {
+  const std::string coretype = qkv::better_openblas_coretype();
+  if (coretype.empty() || std::getenv("QKV_BLAS_RESTARTED")) return;
+  setenv("OPENBLAS_CORETYPE", coretype.c_str(), 1);
+  setenv("QKV_BLAS_RESTARTED", "1", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: carry on with the old kernels
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  restart_with_better_blas_kernels(argv);
   // A file that reaches the size limit (ulimit -f) is a write error to report, not a crash.
   std::signal(SIGXFSZ, SIG_IGN);
   // Logs go to stderr so that stdout carries only a command's output (generated text, JSON).

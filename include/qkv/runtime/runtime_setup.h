@@ -16,6 +16,12 @@ struct RuntimeInfo {
 // measurements), else to LibTorch's intra-op pool. Call before any work.
 RuntimeInfo configure_runtime(int threads);
 
+// The OpenBLAS kernel set (an OPENBLAS_CORETYPE value) this CPU should use, when OpenBLAS has
+// fallen back to its generic Prescott kernels on a CPU newer than it knows; "" otherwise (not
+// OpenBLAS, a good choice already, or OPENBLAS_CORETYPE set by the user). OpenBLAS picks its
+// kernels when it is loaded, so the value only takes effect in a process started with it set.
+std::string better_openblas_coretype();
+
 // Resolves "auto" | "cpu" | "cuda" to a device name, or throws naming the value.
 std::string resolve_device(const std::string& requested);
 
