@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -283,6 +284,18 @@ TEST(Reliability, AFullDiskForMetricsStopsTheRunAndKeepsTheCheckpoint) {
   EXPECT_ONE_LINE(r, 1, "cannot write " + (dir / "run/metrics.jsonl") + ": File too large");
   EXPECT_EQ(qkv::read_file_bytes(dir / "run/last.pt"), last);
   EXPECT_NO_THROW(qkv::Checkpoint::load(dir / "run/last.pt"));
+
+  // The same for train.log, when it is the file that reaches the limit first.
+  {
+    std::ofstream log(dir / "run/train.log", std::ios::app);
+    log << std::string(14 * 1024, '#') << "\n";
+  }
+  auto l = qkv_cli("train --resume " + (dir / "run") +
+                       " --set train.max_steps=100000 --set checkpoint.every=0"
+                       " --set eval.every=100000 --set train.log_every=1",
+                   "ulimit -f 16; ");
+  EXPECT_ONE_LINE(l, 1, "cannot write the training log");
+  EXPECT_EQ(qkv::read_file_bytes(dir / "run/last.pt"), last);
 }
 
 // --- 8. two runs, one directory -----------------------------------------------------------------
