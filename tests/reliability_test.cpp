@@ -148,6 +148,9 @@ TEST(Reliability, AFailedResumeLeavesTheRunDirectoryAsItWas) {
                        " --set train.batch_size=1000000000000");
   EXPECT_ONE_LINE(fresh, 1, "train.batch_size 1000000000000");
   EXPECT_FALSE(fs::exists(dir / "huge"));
+  // And the benchmark, which allocates the same step.
+  EXPECT_ONE_LINE(qkv_cli("bench " + tiny_args(dir) + " --set train.batch_size=1000000000000"), 1,
+                  "train.batch_size 1000000000000 x model.block_size 16");
 }
 
 // --- 3. overrides that cannot apply on resume ---------------------------------------------------

@@ -13,7 +13,7 @@
 
 // The SentencePiece plugin is loaded with dlmopen, which AddressSanitizer cannot follow.
 #if defined(__SANITIZE_ADDRESS__)
-#define REQUIRE_SENTENCEPIECE_PLUGIN()                                                       \
+#define REQUIRE_SENTENCEPIECE_PLUGIN()                                                     \
   GTEST_SKIP() << "the SentencePiece plugin cannot load under AddressSanitizer (dlmopen: " \
                   "shadow memory range interleaves with an existing memory mapping)"
 #else

@@ -129,7 +129,8 @@ TEST(CharTokenizer, RefusesWhatIsNotUTF8) {
     EXPECT_THROW(builder.add(bad), std::invalid_argument) << bad;
   }
   // The largest and smallest of each length still are characters.
-  const std::string edges = "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf";
+  const std::string edges =
+      "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf";
   EXPECT_EQ(qkv::CharTokenizer(edges).vocab_size(), 7);
   EXPECT_EQ(qkv::CharTokenizer(edges).serialize(), edges);
 }

@@ -12,6 +12,7 @@
 #include "qkv/runtime/median.h"
 #include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/lr_schedule.h"
+#include "qkv/train/memory_estimate.h"
 #include "qkv/train/optimizer_setup.h"
 #include "qkv/train/training_step.h"
 
@@ -160,6 +161,9 @@ BenchmarkReport run_benchmark(const Config& config, const BenchmarkOptions& opti
   const bool bf16 = config.runtime.dtype == ComputeDtype::kBf16;
   ModelConfig mc = config.model;
   if (mc.vocab_size <= 0) mc.vocab_size = ModelConfig{}.vocab_size;  // "from the tokenizer"
+  Config sized = config;
+  sized.model = mc;
+  if (!device.is_cuda()) check_training_fits_in_memory(sized);
   r.device = device.str();
   r.dtype = to_string(config.runtime.dtype);
   r.batch_size = config.train.batch_size;

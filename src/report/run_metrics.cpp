@@ -1,8 +1,8 @@
 #include "qkv/report/run_metrics.h"
 
 #include <fstream>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <stdexcept>
 
 namespace qkv {

@@ -53,8 +53,9 @@ const Plugin& plugin() {
 #if defined(__SANITIZE_ADDRESS__)
     // AddressSanitizer aborts the whole process inside dlmopen ("Shadow memory range interleaves
     // with an existing memory mapping"); an error is better than an abort.
-    failure = "SentencePiece is not available in an AddressSanitizer build (its plugin is loaded "
-              "with dlmopen, which ASan cannot follow)";
+    failure =
+        "SentencePiece is not available in an AddressSanitizer build (its plugin is loaded "
+        "with dlmopen, which ASan cannot follow)";
     return;
 #endif
     std::string tried;
