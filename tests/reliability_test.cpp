@@ -315,7 +315,7 @@ TEST(Reliability, ASecondRunInTheSameDirectoryIsRefusedNamingTheHolder) {
   }
   // Wait until it trains (its first step has written config.yaml anew).
   const auto start = fs::last_write_time(dir / "run/config.yaml");
-  for (int i = 0; i < 600 && fs::last_write_time(dir / "run/config.yaml") == start; ++i)
+  for (int i = 0; i < 6000 && fs::last_write_time(dir / "run/config.yaml") == start; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const std::string holder = "is in use by process " + std::to_string(pid);
   EXPECT_ONE_LINE(qkv_cli("train --resume " + (dir / "run")), 1, holder);
