@@ -151,3 +151,18 @@ TEST(CommandLine, BadOverrideIsNamedAsTheSetOptionTyped) {
 }
 
 }  // namespace
+
+namespace {
+
+// Found by fuzz/config_fuzz.cpp: a YAML key that is not a name ("? [a, b]") escaped as a raw
+// yaml-cpp conversion error.
+TEST(Config, AKeyThatIsNotANameIsAConfigError) {
+  try {
+    qkv::Config::parse("model:\n  ? [n_layer, n_head]\n  : 2\n", "x.yaml");
+    FAIL() << "a list as a key was accepted";
+  } catch (const qkv::ConfigError& e) {
+    EXPECT_STREQ(e.what(), "x.yaml:2: expected a key name, got a list");
+  }
+}
+
+}  // namespace

@@ -5,6 +5,7 @@
 #include <regex>
 
 #include "qkv/data/file_bytes.h"
+#include "qkv/report/run_metrics.h"
 #include "qkv/report/training_report.h"
 #include "qkv/train/trainer.h"
 #include "test_support.h"
@@ -163,6 +164,26 @@ TEST(Report, MissingRunDirectoryIsAClearError) {
     FAIL();
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("metrics.jsonl not found"), std::string::npos);
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// Found by fuzz/metrics_fuzz.cpp: a step written as a float beyond int64 was converted by a cast
+// whose overflow is undefined behaviour.
+TEST(RunMetrics, AStepThatIsNotAnIntegerNamesTheLine) {
+  const std::string text =
+      "{\"type\":\"step\",\"step\":1,\"loss\":2.0,\"lr\":0.1}\n"
+      "{\"type\":\"step\",\"step\":4e89,\"loss\":2.0,\"lr\":0.1}\n"
+      "{\"type\":\"step\",\"step\":3,\"loss\":2.0,\"lr\":0.1}\n";
+  try {
+    qkv::RunMetrics::parse(text, "m.jsonl");
+    FAIL() << "a float step was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("m.jsonl:2: step: expected an integer", 0), 0u)
+        << e.what();
   }
 }
 

@@ -49,8 +49,15 @@ void apply_yaml(Config& c, const YAML::Node& root, const std::string& where) {
       throw ConfigError(where + ":" + std::to_string(line) + ": " + key +
                         " is given twice (first at line " + std::to_string(it->second) + ")");
   };
+  // A key may be any YAML node ("? [a, b]: 1"); qkv's keys are names.
+  auto name_of = [&](const YAML::Node& key) {
+    if (!key.IsScalar())
+      throw ConfigError(where + ":" + std::to_string(key.Mark().line + 1) +
+                        ": expected a key name, got a " + (key.IsMap() ? "mapping" : "list"));
+    return key.Scalar();
+  };
   for (const auto& section : root) {
-    const std::string name = section.first.as<std::string>();
+    const std::string name = name_of(section.first);
     once(name, section.first);
     if (!section.second.IsMap()) {
       bool known = false;
@@ -60,7 +67,7 @@ void apply_yaml(Config& c, const YAML::Node& root, const std::string& where) {
           (known ? name + ": expected a mapping of keys" : unknown_key_message(name)));
     }
     for (const auto& entry : section.second) {
-      const std::string key = name + "." + entry.first.as<std::string>();
+      const std::string key = name + "." + name_of(entry.first);
       once(key, entry.first);
       try {
         set_key(c, key, entry.second);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "qkv/data/json_integer.h"
 #include "qkv/data/sha256.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
@@ -150,19 +151,21 @@ DatasetMeta DatasetMeta::load(const std::string& dir) {
     DatasetMeta m;
     m.dir = dir;
     m.tokenizer_kind = j.at("tokenizer").at("kind").get<std::string>();
-    m.vocab_size = j.at("tokenizer").at("vocab_size").get<int64_t>();
+    m.vocab_size = json_integer(j.at("tokenizer"), "vocab_size");
     m.dtype = token_dtype_from_string(j.at("dtype").get<std::string>());
-    m.train_tokens = j.at("train_tokens").get<int64_t>();
-    m.val_tokens = j.at("val_tokens").get<int64_t>();
-    m.train_bytes = j.at("train_bytes").get<int64_t>();
-    m.val_bytes = j.at("val_bytes").get<int64_t>();
+    m.train_tokens = json_integer(j, "train_tokens");
+    m.val_tokens = json_integer(j, "val_tokens");
+    m.train_bytes = json_integer(j, "train_bytes");
+    m.val_bytes = json_integer(j, "val_bytes");
     m.train_identity = j.value("train_identity", "");
     m.val_identity = j.value("val_identity", "");
     if (m.vocab_size < 1 || m.vocab_size > (int64_t{1} << 32) || m.train_tokens < 0 ||
         m.val_tokens < 0 || m.train_bytes < 0 || m.val_bytes < 0)
-      throw std::invalid_argument(path + " is not valid dataset metadata: a size is out of range");
+      throw std::invalid_argument("a size is out of range");
     return m;
   } catch (const json::exception& e) {
+    throw std::invalid_argument(path + " is not valid dataset metadata: " + e.what());
+  } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(path + " is not valid dataset metadata: " + e.what());
   }
 }

@@ -1,5 +1,7 @@
 #include "qkv/report/run_metrics.h"
 
+#include "qkv/data/json_integer.h"
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -40,7 +42,7 @@ RunMetrics RunMetrics::parse(const std::string& text, const std::string& path) {
     }
     try {
       const std::string type = j.at("type").get<std::string>();
-      const int64_t step = j.at("step").get<int64_t>();
+      const int64_t step = json_integer(j, "step");
       if (type == "step") {
         drop_from(m.steps, step);
         m.steps.push_back({step, j.at("loss").get<double>(), j.at("lr").get<double>(),
@@ -51,6 +53,8 @@ RunMetrics RunMetrics::parse(const std::string& text, const std::string& path) {
         m.evals.push_back({step, j.at("train_loss").get<double>(), j.at("val_loss").get<double>()});
       }
     } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument(path + ":" + std::to_string(number) + ": " + e.what());
+    } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(path + ":" + std::to_string(number) + ": " + e.what());
     }
   }

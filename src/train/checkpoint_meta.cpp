@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "qkv/data/json_integer.h"
+
 namespace qkv {
 
 using nlohmann::json;
@@ -25,15 +27,17 @@ CheckpointMeta CheckpointMeta::parse(const std::string& text) {
     throw std::invalid_argument("not a qkv checkpoint");
   CheckpointMeta m;
   try {
-    m.step = j.value("step", int64_t{0});
+    m.step = json_integer(j, "step", 0);
     m.best_val_loss = j.contains("best_val_loss") && j["best_val_loss"].is_number()
                           ? j["best_val_loss"].get<double>()
                           : INFINITY;
-    m.best_step = j.value("best_step", int64_t{-1});
+    m.best_step = json_integer(j, "best_step", -1);
     m.sampler_state = j.value("sampler_state", "");
     m.tokenizer_kind = j.at("tokenizer_kind").get<std::string>();
     m.qkv_version = j.value("qkv_version", "");
   } catch (const json::exception& e) {
+    throw std::invalid_argument(std::string("bad metadata: ") + e.what());
+  } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("bad metadata: ") + e.what());
   }
   if (m.step < 0 || m.best_step < -1 || m.best_step > m.step)
