@@ -17,7 +17,8 @@ TEST(Bench, TinyConfigReportHasEveryFieldPositive) {
   for (const char* key :
        {"matmul_fp32_gflops", "matmul_bf16_gflops", "step_ms", "tokens_per_s", "flops_per_step",
         "achieved_gflops", "mfu", "generate_cached_tokens_per_s", "generate_uncached_tokens_per_s",
-        "eval_tokens_per_s", "peak_rss_mb", "parameters", "threads"}) {
+        "generate_batch1_tokens_per_s", "generate_batch32_tokens_per_s", "eval_tokens_per_s",
+        "peak_rss_mb", "parameters", "threads"}) {
     ASSERT_TRUE(j.contains(key)) << key;
     EXPECT_GT(j[key].get<double>(), 0.0) << key;
   }

@@ -2,6 +2,7 @@
 
 // Shared by the tests that need a corpus on disk and the tiny config pointed at it.
 #include <sys/wait.h>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -113,6 +114,25 @@ inline TransformerLM random_model(int64_t vocab, int64_t block_size, int64_t d_m
   TransformerLM model(c);
   model->eval();
   return model;
+}
+
+// The largest absolute difference between two models' corresponding parameters.
+inline double max_param_difference(TransformerLM& a, TransformerLM& b) {
+  double worst = 0;
+  auto pa = a->parameters(), pb = b->parameters();
+  for (size_t i = 0; i < pa.size(); ++i)
+    worst = std::max(worst, (pa[i] - pb[i]).abs().max().item<double>());
+  return worst;
+}
+
+// Adam divides each gradient by its own running scale, so a last-bit difference between two
+// optimizer implementations becomes a visible one a few steps later wherever gradients are
+// round-off noise (the key bias has no effect on softmax: its gradient is ~1e-13). Tests that
+// compare steps therefore give both models the same weights again after each one.
+inline void copy_parameters(TransformerLM& to, TransformerLM& from) {
+  torch::NoGradGuard no_grad;
+  auto t = to->parameters(), f = from->parameters();
+  for (size_t i = 0; i < t.size(); ++i) t[i].copy_(f[i]);
 }
 
 }  // namespace qkv::testing

@@ -1,6 +1,8 @@
 // Tokenizers: round trips, vocabularies, errors; SHA-256 against published vectors.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "qkv/data/sha256.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
@@ -96,22 +98,39 @@ TEST(SentencePieceTokenizer, GarbageModelIsAClearError) {
 }
 
 TEST(Sha256, MatchesPublishedVectors) {
-  auto hash = [](const std::string& s) {
-    qkv::Sha256 sha;
-    sha.update(s);
-    return sha.hex_digest();
-  };
-  EXPECT_EQ(hash(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_EQ(hash("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-  // Fed in pieces that straddle block boundaries, the digest is the same.
-  qkv::Sha256 pieces;
-  std::string million(1000000, 'a');
-  for (size_t i = 0; i < million.size(); i += 997)
-    pieces.update(std::string_view(million).substr(i, 997));
-  EXPECT_EQ(pieces.hex_digest(),
-            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  for (bool cpu_extensions : {false, true}) {  // the portable code and the x86 SHA instructions
+    auto hash = [&](const std::string& s) {
+      qkv::Sha256 sha(cpu_extensions);
+      sha.update(s);
+      return sha.hex_digest();
+    };
+    EXPECT_EQ(hash(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    EXPECT_EQ(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(hash("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+              "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    // Fed in pieces that straddle block boundaries, the digest is the same.
+    qkv::Sha256 pieces(cpu_extensions);
+    std::string million(1000000, 'a');
+    for (size_t i = 0; i < million.size(); i += 997)
+      pieces.update(std::string_view(million).substr(i, 997));
+    EXPECT_EQ(pieces.hex_digest(),
+              "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  }
+}
+
+TEST(Sha256, CpuExtensionsAgreeWithThePortableCodeAtEveryLength) {
+  if (!qkv::Sha256::cpu_extensions_available())
+    GTEST_SKIP() << "this CPU has no SHA extensions: only the portable code runs";
+  std::mt19937 rng(5);
+  std::string data(5000, '\0');
+  for (auto& c : data) c = static_cast<char>(rng());
+  for (size_t n = 0; n <= data.size(); n += (n < 300 ? 1 : 97)) {
+    qkv::Sha256 fast(true), portable(false);
+    fast.update(std::string_view(data).substr(0, n / 2));  // in two pieces, for the buffer path
+    fast.update(std::string_view(data).substr(n / 2, n - n / 2));
+    portable.update(std::string_view(data).substr(0, n));
+    ASSERT_EQ(fast.hex_digest(), portable.hex_digest()) << n << " bytes";
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/generate/incremental_decoder.h"
 #include "qkv/model/transformer_lm.h"
+#include "qkv/runtime/cuda_device.h"
 #include "qkv/runtime/invalid_option.h"
 #include "qkv/runtime/median.h"
 #include "qkv/runtime/runtime_setup.h"
@@ -74,6 +75,25 @@ double generation_tokens_per_s(TransformerLM& model, bool use_cache) {
   return double(steps) / s;
 }
 
+// `batch` sequences decoded side by side with the KV cache, greedy, the next tokens chosen where
+// the model runs (as a serving loop would): new tokens per second over all sequences.
+double batched_generation_tokens_per_s(TransformerLM& model, int64_t batch) {
+  torch::NoGradGuard no_grad;
+  const auto device = model->lm_head_weight().device();
+  const int64_t steps = model->config().block_size - 1;
+  auto decode = [&] {
+    std::vector<KVCache> caches;
+    auto next = torch::zeros({batch, 1}, torch::TensorOptions().dtype(torch::kLong).device(device));
+    for (int64_t i = 0; i < steps; ++i)
+      next = model->forward(next, nullptr, &caches).select(1, -1).argmax(-1, true);  // (B, 1)
+    return next;
+  };
+  decode();  // warm-up: kernel selection and the allocator's first blocks
+  Stopwatch watch(device.is_cuda());
+  decode();
+  return double(batch * steps) / (watch.lap_ms() / 1000.0);
+}
+
 // Adds each stage's time to its share of the breakdown (head and loss share one).
 double& share_of(StepBreakdown& b, StepStage stage) {
   switch (stage) {
@@ -106,30 +126,47 @@ void time_training_steps(const Config& config, const ModelConfig& mc, const torc
   auto optimizer = make_adamw(model, config.optim);
   TrainingStep training_step(model, *optimizer, config);
   const LrSchedule schedule{config.optim.lr, config.optim.min_lr, config.optim.warmup_steps,
-                            options.warmup + options.steps};
+                            options.warmup + 2 * options.steps};
   const int64_t B = config.train.batch_size, T = mc.block_size;
   auto random_batch = [&] {
     return Batch{torch::randint(0, mc.vocab_size, {B, T}, torch::kLong),
                  torch::randint(0, mc.vocab_size, {B, T}, torch::kLong)};
   };
 
+  // On a GPU the CPU queues work ahead, which timing stage by stage (a synchronisation at each)
+  // forbids: there whole steps give the step time, and further steps the breakdown (whose stages
+  // then sum to more than the step). On a CPU the stage laps cost nothing and one pass gives both.
+  const bool separate_breakdown = device.is_cuda();
   Stopwatch watch(device.is_cuda());
   std::vector<double> total, emb, att, ffn, head, back, opt;
-  for (int64_t step = 0; step < options.warmup + options.steps; ++step) {
+  auto timed_step = [&](int64_t step, bool staged) {
     StepBreakdown s;
     watch.restart();
-    training_step.run(random_batch, schedule.at(step),
-                      [&](StepStage stage) { share_of(s, stage) += watch.lap_ms(); });
-    if (step < options.warmup) continue;
+    const StageHook hook = [&](StepStage stage) { share_of(s, stage) += watch.lap_ms(); };
+    training_step.run(random_batch, schedule.at(step), staged ? hook : StageHook());
+    const double ms = watch.lap_ms();
+    return std::make_pair(s, staged ? s.embedding + s.attention + s.feed_forward + s.head_and_loss +
+                                          s.backward + s.optimizer + ms
+                                    : ms);
+  };
+  auto record_stages = [&](const StepBreakdown& s) {
     emb.push_back(s.embedding);
     att.push_back(s.attention);
     ffn.push_back(s.feed_forward);
     head.push_back(s.head_and_loss);
     back.push_back(s.backward);
     opt.push_back(s.optimizer);
-    total.push_back(s.embedding + s.attention + s.feed_forward + s.head_and_loss + s.backward +
-                    s.optimizer);
+  };
+  for (int64_t step = 0; step < options.warmup + options.steps; ++step) {
+    const auto [stages, ms] = timed_step(step, !separate_breakdown);
+    if (step < options.warmup) continue;
+    total.push_back(ms);
+    if (!separate_breakdown) record_stages(stages);
   }
+  r.peak_gpu_mb = double(cuda_peak_allocated_bytes()) / (1024.0 * 1024.0);
+  if (separate_breakdown)
+    for (int64_t step = 0; step < options.steps; ++step)
+      record_stages(timed_step(options.warmup + options.steps + step, true).first);
   r.breakdown = {median(emb), median(att), median(ffn), median(head), median(back), median(opt)};
   r.step_ms = median(total);
   r.tokens_per_s = double(B * T * config.train.grad_accum_steps) / (r.step_ms / 1000.0);
@@ -142,8 +179,8 @@ void time_training_steps(const Config& config, const ModelConfig& mc, const torc
 void BenchmarkOptions::validate() const {
   if (steps <= 0) throw InvalidOption("steps", "must be positive, got " + std::to_string(steps));
   if (warmup < 0) throw InvalidOption("warmup", "must be >= 0, got " + std::to_string(warmup));
-  if (matmul_size <= 0)
-    throw InvalidOption("matmul_size", "must be positive, got " + std::to_string(matmul_size));
+  if (matmul_size < 0)
+    throw InvalidOption("matmul_size", "must be >= 0, got " + std::to_string(matmul_size));
 }
 
 double training_flops_per_step(const ModelConfig& m, int64_t batch_size) {
@@ -169,8 +206,13 @@ BenchmarkReport run_benchmark(const Config& config, const BenchmarkOptions& opti
   r.batch_size = config.train.batch_size;
   r.block_size = mc.block_size;
 
-  r.matmul_fp32_gflops = matmul_gflops(options.matmul_size, torch::kFloat32, device);
-  r.matmul_bf16_gflops = matmul_gflops(options.matmul_size, torch::kBFloat16, device);
+  r.gpu = cuda_device_name();
+  // A GPU reaches its ceiling only on products far larger than a CPU needs.
+  const int64_t n =
+      options.matmul_size > 0 ? options.matmul_size : (device.is_cuda() ? 8192 : 2048);
+  r.matmul_fp32_gflops = matmul_gflops(n, torch::kFloat32, device);
+  r.matmul_bf16_gflops = matmul_gflops(n, torch::kBFloat16, device);
+  reset_cuda_peak_memory();
 
   time_training_steps(config, mc, device, options, r);
   r.mfu = r.achieved_gflops / (bf16 ? r.matmul_bf16_gflops : r.matmul_fp32_gflops);
@@ -182,6 +224,8 @@ BenchmarkReport run_benchmark(const Config& config, const BenchmarkOptions& opti
     model->eval();
     r.generate_cached_tokens_per_s = generation_tokens_per_s(model, true);
     r.generate_uncached_tokens_per_s = generation_tokens_per_s(model, false);
+    r.generate_batch1_tokens_per_s = batched_generation_tokens_per_s(model, 1);
+    r.generate_batch32_tokens_per_s = batched_generation_tokens_per_s(model, 32);
     auto tokens = torch::randint(0, mc.vocab_size, {32 * mc.block_size + 1}, torch::kInt);
     std::vector<TokenId> ids(tokens.data_ptr<TokenId>(),
                              tokens.data_ptr<TokenId>() + tokens.numel());

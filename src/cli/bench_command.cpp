@@ -19,6 +19,7 @@ void print_json(const std::string& config, const BenchmarkReport& r) {
   const auto& b = r.breakdown;
   nlohmann::json j = {{"config", config},
                       {"device", r.device},
+                      {"gpu", r.gpu},
                       {"dtype", r.dtype},
                       {"threads", r.threads},
                       {"blas_threads", r.blas_threads},
@@ -42,8 +43,11 @@ void print_json(const std::string& config, const BenchmarkReport& r) {
                         {"optimizer", b.optimizer}}},
                       {"generate_cached_tokens_per_s", r.generate_cached_tokens_per_s},
                       {"generate_uncached_tokens_per_s", r.generate_uncached_tokens_per_s},
+                      {"generate_batch1_tokens_per_s", r.generate_batch1_tokens_per_s},
+                      {"generate_batch32_tokens_per_s", r.generate_batch32_tokens_per_s},
                       {"eval_tokens_per_s", r.eval_tokens_per_s},
-                      {"peak_rss_mb", r.peak_rss_mb}};
+                      {"peak_rss_mb", r.peak_rss_mb},
+                      {"peak_gpu_mb", r.peak_gpu_mb}};
   std::cout << j.dump() << std::endl;
 }
 
@@ -76,9 +80,15 @@ void print_table(const std::string& config, const BenchmarkOptions& options,
         "full context of %lld\n",
         r.generate_cached_tokens_per_s, r.generate_uncached_tokens_per_s,
         r.generate_cached_tokens_per_s / r.generate_uncached_tokens_per_s, (long long)r.block_size);
+    std::printf(
+        "batched generation    %.1f tokens/s at batch 1, %.1f at batch 32 (KV cache, greedy)\n",
+        r.generate_batch1_tokens_per_s, r.generate_batch32_tokens_per_s);
     std::printf("evaluation            %.0f tokens/s\n", r.eval_tokens_per_s);
   }
   std::printf("peak resident memory  %.0f MB\n", r.peak_rss_mb);
+  if (!r.gpu.empty())
+    std::printf("GPU                   %s, peak %.0f MB allocated in training\n", r.gpu.c_str(),
+                r.peak_gpu_mb);
 }
 
 }  // namespace

@@ -80,7 +80,7 @@ struct EmbedArgs {
 struct ReportArgs {
   std::string run_dir;
   TrainingReportOptions options;
-  int threads = 0;
+  RuntimeArgs runtime;
 };
 
 int run_prepare(const PrepareArgs& args);

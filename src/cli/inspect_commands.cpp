@@ -177,8 +177,10 @@ int run_embed(const EmbedArgs& args) {
 int run_report(const ReportArgs& args) {
   if (args.options.sample_tokens <= 0)
     throw std::invalid_argument("--sample-tokens must be positive");
-  start_runtime(args.threads);
-  const std::string path = write_training_report(args.run_dir, args.options);
+  start_runtime(args.runtime.threads);
+  TrainingReportOptions options = args.options;
+  options.device = args.runtime.device;
+  const std::string path = write_training_report(args.run_dir, options);
   spdlog::info("wrote {}", path);
   std::printf("%s\n", path.c_str());
   return 0;

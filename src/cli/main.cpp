@@ -170,9 +170,7 @@ CLI::App* add_report(CLI::App& app, ReportArgs& a) {
   cmd->add_option("--sample-tokens", a.options.sample_tokens, "Length of the sample")
       ->capture_default_str();
   cmd->add_option("--seed", a.options.seed, "Sampling seed")->check(kSeed)->capture_default_str();
-  cmd->add_option("--threads", a.threads, "Threads; 0 = every core")
-      ->check(CLI::Range(0, 1024))
-      ->capture_default_str();
+  add_runtime_options(cmd, a.runtime);
   return cmd;
 }
 

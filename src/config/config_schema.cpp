@@ -225,6 +225,7 @@ const std::vector<ConfigField>& config_schema() {
       bool_field("checkpoint.keep_periodic",
                  [](Config& c) -> bool& { return c.checkpoint.keep_periodic; }),
       bool_field("checkpoint.report", [](Config& c) -> bool& { return c.checkpoint.report; }),
+      bool_field("runtime.cuda_graph", [](Config& c) -> bool& { return c.runtime.cuda_graph; }),
 
       int_field(
           "runtime.threads", [](Config& c) -> int64_t& { return c.runtime.threads; }, 0, 1024),

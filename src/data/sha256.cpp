@@ -6,6 +6,11 @@
 #include <stdexcept>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
 namespace qkv {
 
 namespace {
@@ -22,11 +27,77 @@ constexpr uint32_t kRound[64] = {
 inline uint32_t rotr(uint32_t x, int n) {
   return (x >> n) | (x << (32 - n));
 }
+
+#if defined(__x86_64__)
+// The x86 SHA extensions do two rounds per instruction: a 128 MB checkpoint hashed in 0.22 s
+// instead of 0.84 s here (2-core Xeon); 28 such checkpoints were a fifth of a GPU run.
+bool cpu_has_sha_extensions() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1) || !(c & bit_SSSE3)) return false;
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
+}
+
+// FIPS 180-4's compression of `blocks` 64-byte blocks, with the state held as the instructions
+// want it: ABEF and CDGH.
+__attribute__((target("sha,sse4.1,ssse3"))) void compress_with_sha_extensions(
+    uint32_t h[8], const unsigned char* p, size_t blocks) {
+  const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i dcba = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)), 0xB1);
+  __m128i efgh = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 4)), 0x1B);
+  __m128i abef = _mm_alignr_epi8(dcba, efgh, 8);
+  __m128i cdgh = _mm_blend_epi16(efgh, dcba, 0xF0);
+  for (; blocks > 0; --blocks, p += 64) {
+    const __m128i abef_in = abef, cdgh_in = cdgh;
+    __m128i w[4];  // the message schedule, four words at a time
+    for (int i = 0; i < 16; ++i) {
+      if (i < 4) {
+        w[i] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)),
+                                byte_swap);
+      } else {  // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16]
+        __m128i t = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);
+        t = _mm_add_epi32(t, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
+        w[i & 3] = _mm_sha256msg2_epu32(t, w[(i + 3) & 3]);
+      }
+      __m128i wk = _mm_add_epi32(w[i & 3],
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(kRound + 4 * i)));
+      // Two rounds each: the first returns the new ABEF, the old ABEF being the new CDGH.
+      cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+      wk = _mm_shuffle_epi32(wk, 0x0E);
+      abef = _mm_sha256rnds2_epu32(abef, cdgh, wk);
+    }
+    abef = _mm_add_epi32(abef, abef_in);
+    cdgh = _mm_add_epi32(cdgh, cdgh_in);
+  }
+  const __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+  const __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h), _mm_blend_epi16(feba, dchg, 0xF0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h + 4), _mm_alignr_epi8(dchg, feba, 8));
+}
+#endif
+
 }  // namespace
 
-Sha256::Sha256()
-    : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
+bool Sha256::cpu_extensions_available() {
+#if defined(__x86_64__)
+  static const bool available = cpu_has_sha_extensions();
+  return available;
+#else
+  return false;
+#endif
+}
+
+Sha256::Sha256(bool use_cpu_extensions)
+    : fast_(use_cpu_extensions && cpu_extensions_available()), h_{0x6a09e667, 0xbb67ae85,
+                                                                  0x3c6ef372, 0xa54ff53a,
+                                                                  0x510e527f, 0x9b05688c,
+                                                                  0x1f83d9ab, 0x5be0cd19} {}
+
+void Sha256::compress_one(const unsigned char* p) {
+#if defined(__x86_64__)
+  if (fast_) return compress_with_sha_extensions(h_, p, 1);
+#endif
+  compress(p);
+}
 
 void Sha256::compress(const unsigned char* p) {
   uint32_t w[64];
@@ -57,9 +128,16 @@ void Sha256::update(std::string_view data) {
     std::memcpy(buffer_ + buffered_, p, take);
     buffered_ += take, p += take, n -= take;
     if (buffered_ < 64) return;
-    compress(buffer_);
+    compress_one(buffer_);
     buffered_ = 0;
   }
+#if defined(__x86_64__)
+  if (fast_ && n >= 64) {
+    compress_with_sha_extensions(h_, p, n / 64);
+    p += n / 64 * 64;
+    n %= 64;
+  }
+#endif
   for (; n >= 64; p += 64, n -= 64) compress(p);
   std::memcpy(buffer_, p, n);
   buffered_ = n;

@@ -3,6 +3,13 @@
 #include <cmath>
 #include <limits>
 
+#include <torch/version.h>
+
+// at::scaled_dot_product_attention with its `scale` argument: LibTorch 2.1 and later.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#define QKV_HAVE_SDPA 1
+#endif
+
 namespace qkv {
 
 namespace {
@@ -56,18 +63,50 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, torch:
   if (cache) std::tie(k, v) = cache->append(k, v);  // (B, H, past + T, D)
   const int64_t past = k.size(2) - T;
 
-  if (options.scale_scores())
-    q = q * (1.0 / std::sqrt(double(D)));               // cheaper on (T, D) than (T, T)
-  auto scores = torch::matmul(q, k.transpose(-2, -1));  // (B, H, T, past + T)
-  if (options.causal() && T > 1)  // a single query is the newest position: it sees every key
-    scores = scores.masked_fill(future_mask(T, past, x.device()),
-                                -std::numeric_limits<float>::infinity());
-  auto att = torch::softmax(scores, -1);  // (B, H, T, past + T); each row sums to 1
-  if (weights) *weights = att;
-  att = attn_dropout(att);
+  const double scale = options.scale_scores() ? 1.0 / std::sqrt(double(D)) : 1.0;
+  const bool masked = options.causal() && T > 1;  // a single query is the newest position
 
-  auto y = torch::matmul(att, v);             // (B, H, T, D)
+  torch::Tensor y;  // (B, H, T, D)
+  if (!weights && sdpa_available()) {
+    y = fused_attention(q, k, v, scale, masked ? past : -1);
+  } else {
+    if (scale != 1.0) q = q * scale;                      // cheaper on (T, D) than (T, T)
+    auto scores = torch::matmul(q, k.transpose(-2, -1));  // (B, H, T, past + T)
+    if (masked)
+      scores = scores.masked_fill(future_mask(T, past, x.device()),
+                                  -std::numeric_limits<float>::infinity());
+    auto att = torch::softmax(scores, -1);  // (B, H, T, past + T); each row sums to 1
+    if (weights) *weights = att;
+    y = torch::matmul(attn_dropout(att), v);
+  }
   return resid_dropout(w_o(merge_heads(y)));  // (B, T, C)
+}
+
+bool MultiHeadSelfAttentionImpl::sdpa_available() {
+#ifdef QKV_HAVE_SDPA
+  return true;
+#else
+  return false;
+#endif
+}
+
+// The same softmax(Q K^T * scale) V in one call, which picks a flash or memory-efficient kernel
+// where the device has one: the (T, T) scores are never stored. `past` >= 0 masks the future of
+// queries that start at position `past`; -1 masks nothing.
+torch::Tensor MultiHeadSelfAttentionImpl::fused_attention(const torch::Tensor& q,
+                                                          const torch::Tensor& k,
+                                                          const torch::Tensor& v, double scale,
+                                                          int64_t past) {
+#ifdef QKV_HAVE_SDPA
+  const double p = is_training() ? attn_dropout->options.p() : 0.0;
+  if (past <= 0)  // no cache, or an empty one: the plain lower triangle
+    return at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/past == 0, scale);
+  const auto allowed = future_mask(q.size(2), past, q.device()).logical_not();  // True: attend
+  return at::scaled_dot_product_attention(q, k, v, allowed, p, false, scale);
+#else
+  (void)q, (void)k, (void)v, (void)scale, (void)past;
+  throw std::logic_error("scaled_dot_product_attention needs LibTorch 2.1 or later");
+#endif
 }
 
 }  // namespace qkv

@@ -18,6 +18,7 @@
 #include "qkv/report/base64.h"
 #include "qkv/report/run_metrics.h"
 #include "qkv/runtime/median.h"
+#include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/checkpoint.h"
 
 namespace qkv {
@@ -280,6 +281,7 @@ std::string write_training_report(const std::string& run_dir,
                                 " a qkv run directory?)");
   const auto metrics = RunMetrics::load(metrics_path);
   auto ckpt = Checkpoint::load(run_dir);  // best.pt, else last.pt
+  ckpt.model->to(torch::Device(resolve_device(options.device)));
   ckpt.model->eval();
 
   GenerationOptions gen;

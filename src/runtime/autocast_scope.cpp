@@ -10,24 +10,33 @@
 
 namespace qkv {
 
-AutocastScope::AutocastScope(bool enabled) : enabled_(enabled) {
-  if (!enabled_) return;
+namespace {
+
+void set_bf16_autocast(c10::DeviceType device, bool on) {
 #ifdef QKV_AUTOCAST_BY_DEVICE
-  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-  at::autocast::set_autocast_enabled(at::kCPU, true);
+  if (on) at::autocast::set_autocast_dtype(device, at::kBFloat16);
+  at::autocast::set_autocast_enabled(device, on);
 #else
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  at::autocast::set_cpu_enabled(true);
+  if (device == c10::DeviceType::CUDA) {
+    if (on) at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(on);
+  } else {
+    if (on) at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(on);
+  }
 #endif
+}
+
+}  // namespace
+
+AutocastScope::AutocastScope(bool enabled, c10::DeviceType device)
+    : enabled_(enabled), device_(device) {
+  if (enabled_) set_bf16_autocast(device_, true);
 }
 
 AutocastScope::~AutocastScope() {
   if (!enabled_) return;
-#ifdef QKV_AUTOCAST_BY_DEVICE
-  at::autocast::set_autocast_enabled(at::kCPU, false);
-#else
-  at::autocast::set_cpu_enabled(false);
-#endif
+  set_bf16_autocast(device_, false);
   at::autocast::clear_cache();  // casts of the weights are stale once they are updated
 }
 

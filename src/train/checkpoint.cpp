@@ -137,7 +137,8 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
   c.archive_ = std::make_shared<torch::serialize::InputArchive>();
   CheckpointMeta meta;
   try {
-    c.archive_->load_from(archive.data(), archive.size());
+    // Onto the CPU whatever device wrote it: a GPU run's checkpoint loads where there is none.
+    c.archive_->load_from(archive.data(), archive.size(), torch::Device(torch::kCPU));
     torch::Tensor t;
     c.archive_->read("meta", t);
     meta = CheckpointMeta::parse(tensor_bytes(t));

@@ -22,6 +22,7 @@
 #include "qkv/runtime/median.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
+#include "qkv/train/adamw_step.h"
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/lr_schedule.h"
 #include "qkv/train/memory_estimate.h"
@@ -188,18 +189,19 @@ struct Trainer::Impl {
   double estimate_loss(const std::shared_ptr<TokenFile>& tokens) {
     torch::NoGradGuard no_grad;
     model->eval();
-    AutocastScope autocast(config.runtime.dtype == ComputeDtype::kBf16);
+    AutocastScope autocast(config.runtime.dtype == ComputeDtype::kBf16, device.type());
     BatchSampler eval_sampler(tokens, config.train.batch_size, config.model.block_size,
                               config.runtime.seed + 1, options.rank, options.world_size);
-    double total = 0;
+    // Summed where the model runs, read once: a read per batch would stall a GPU 200 times.
+    auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
     for (int64_t i = 0; i < config.eval.batches; ++i) {
       auto batch = eval_sampler.next();
       auto logits = model(batch.x.to(device));
-      total +=
-          TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(device)).item<double>();
+      total += TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(device))
+                   .to(torch::kFloat64);
     }
     model->train();
-    return total / double(config.eval.batches);
+    return total.item<double>() / double(config.eval.batches);
   }
 
   std::string save(const std::string& name) {
@@ -401,6 +403,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
   m.model->to(m.device);
   m.build_optimizer();
   ckpt.load_optimizer(*m.optimizer);
+  move_optimizer_state(*m.optimizer, m.device);
   m.state = ckpt.state;
   m.resumed_from = ckpt.state.step;
   m.sampler->set_state(ckpt.state.sampler_state);

@@ -3,11 +3,19 @@
 #include <cmath>
 
 #include "qkv/runtime/autocast_scope.h"
+#include "qkv/train/adamw_step.h"
+#include "qkv/train/cuda_graph_step.h"
 #include "qkv/train/optimizer_setup.h"
 
 namespace qkv {
 
-TrainingStep::TrainingStep(TransformerLM model, torch::optim::Optimizer& optimizer,
+namespace {
+// Eager steps before the capture: they create the optimizer's state and let cuBLAS and the
+// allocator settle, so that the captured step is the steady one.
+constexpr int64_t kEagerStepsBeforeCapture = 2;
+}  // namespace
+
+TrainingStep::TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer,
                            const Config& config)
     : model_(std::move(model)),
       optimizer_(optimizer),
@@ -15,14 +23,58 @@ TrainingStep::TrainingStep(TransformerLM model, torch::optim::Optimizer& optimiz
       accum_steps_(config.train.grad_accum_steps),
       max_norm_(config.train.grad_clip > 0 ? config.train.grad_clip : INFINITY),
       bf16_(config.runtime.dtype == ComputeDtype::kBf16),
-      device_(model_->lm_head_weight().device()) {}
+      device_(model_->lm_head_weight().device()) {
+  if (config.runtime.cuda_graph && device_.is_cuda() && CudaGraphStep::available() &&
+      fused_adamw_available())
+    graph_ = std::make_unique<CudaGraphStep>(
+        [this](const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& lr) {
+          return queue_step(x, y, lr);
+        });
+}
+
+TrainingStep::~TrainingStep() = default;
+
+bool TrainingStep::replaying_graph() const {
+  return graph_ && graph_->captured();
+}
 
 StepOutcome TrainingStep::run(const std::function<Batch()>& next_batch, double lr,
                               const StageHook& on_stage) {
+  if (!graph_) return run_eager(next_batch, lr, on_stage);
+  if (on_stage || eager_steps_ < kEagerStepsBeforeCapture) {  // stages are timed eagerly
+    StepOutcome out;
+    graph_->on_stream([&] { out = run_eager(next_batch, lr, on_stage); });
+    ++eager_steps_;
+    return out;
+  }
+  std::vector<torch::Tensor> xs, ys;
+  for (int64_t micro = 0; micro < accum_steps_; ++micro) {
+    auto batch = next_batch();
+    xs.push_back(batch.x);
+    ys.push_back(batch.y);
+  }
+  if (!graph_->captured()) {
+    // The step count the device reads from here on, continuing the optimizer's own.
+    int64_t done = 0;
+    for (auto& entry : optimizer_.state())
+      done = static_cast<torch::optim::AdamWParamState&>(*entry.second).step();
+    step_on_device_ = torch::full({}, double(done), torch::TensorOptions().device(device_));
+  }
+  StepOutcome out;
+  std::tie(out.loss, out.grad_norm) = graph_->replay(torch::stack(xs), torch::stack(ys), lr);
+  out.updated = std::isfinite(out.loss);
+  if (out.updated) count_adamw_step(optimizer_);
+  return out;
+}
+
+StepOutcome TrainingStep::run_eager(const std::function<Batch()>& next_batch, double lr,
+                                    const StageHook& on_stage) {
   auto stage_done = [&](StepStage s) {
     if (on_stage) on_stage(s);
   };
   set_learning_rate(optimizer_, lr);
+  // A captured graph's gradients stay attached between replays: start from none.
+  for (auto& p : params_) p.mutable_grad() = torch::Tensor();
   ForwardCapture capture;
   capture.on_stage = on_stage;
   StepOutcome out;
@@ -31,7 +83,7 @@ StepOutcome TrainingStep::run(const std::function<Batch()>& next_batch, double l
     auto batch = next_batch();
     torch::Tensor loss;
     {
-      AutocastScope autocast(bf16_);
+      AutocastScope autocast(bf16_, device_.type());
       auto logits = model_->forward(batch.x.to(device_), on_stage ? &capture : nullptr);
       loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(device_));
     }
@@ -42,14 +94,35 @@ StepOutcome TrainingStep::run(const std::function<Batch()>& next_batch, double l
   }
   out.loss = loss_sum / double(accum_steps_);
   if (std::isfinite(out.loss)) {
-    out.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm_);
-    optimizer_.step();
+    out.grad_norm = clip_gradients(params_, max_norm_);
+    adamw_step(optimizer_);
     out.updated = true;
   }
   // Gradients to none rather than zero: the next backward writes instead of accumulating.
   for (auto& p : params_) p.mutable_grad() = torch::Tensor();
   stage_done(StepStage::kOptimizer);
   return out;
+}
+
+CudaGraphStep::Outputs TrainingStep::queue_step(const torch::Tensor& x, const torch::Tensor& y,
+                                                const torch::Tensor& lr) {
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
+  for (int64_t micro = 0; micro < accum_steps_; ++micro) {
+    torch::Tensor loss;
+    {
+      AutocastScope autocast(bf16_, device_.type());
+      auto logits = model_->forward(x[micro]);
+      loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), y[micro]);
+    }
+    (loss / double(accum_steps_)).backward();
+    loss_sum += loss.detach();
+  }
+  const auto loss = loss_sum / double(accum_steps_);
+  // A non-finite loss skips the update inside the kernel: nothing changes, as in run_eager.
+  const auto skip = torch::isfinite(loss).logical_not().to(torch::kFloat32);
+  auto grad_norm = clip_gradients_on_device(params_, max_norm_);
+  adamw_step_on_device(optimizer_, lr, step_on_device_, skip);
+  return {loss, grad_norm};
 }
 
 }  // namespace qkv

@@ -18,7 +18,7 @@ struct StepBreakdown {
 };
 
 struct BenchmarkReport {
-  std::string device, dtype, blas;
+  std::string device, gpu, dtype, blas;  // gpu: the CUDA device's name, "" on the CPU
   int threads = 0, blas_threads = 0;
   int64_t batch_size = 0, block_size = 0, parameters = 0;
   double matmul_fp32_gflops = 0, matmul_bf16_gflops = 0;  // the machine's ceiling
@@ -26,15 +26,18 @@ struct BenchmarkReport {
   double flops_per_step = 0, achieved_gflops = 0, mfu = 0;  // mfu against the dtype's ceiling
   StepBreakdown breakdown;
   double generate_cached_tokens_per_s = 0, generate_uncached_tokens_per_s = 0;
+  // Greedy decoding with the KV cache, tokens chosen on the device, 1 and 32 sequences at once.
+  double generate_batch1_tokens_per_s = 0, generate_batch32_tokens_per_s = 0;
   double eval_tokens_per_s = 0;
   double peak_rss_mb = 0;
+  double peak_gpu_mb = 0;  // the CUDA allocator's peak over the training steps; 0 on the CPU
 };
 
 struct BenchmarkOptions {
-  int64_t steps = 20;  // measured training steps
-  int64_t warmup = 3;  // steps run first and not measured
-  int64_t matmul_size = 2048;
-  bool generation = true;  // also time generation (with and without the KV cache) and evaluation
+  int64_t steps = 20;       // measured training steps
+  int64_t warmup = 3;       // steps run first and not measured
+  int64_t matmul_size = 0;  // n of the n x n ceiling products; 0: 2048 on a CPU, 8192 on a GPU
+  bool generation = true;   // also time generation (with and without the KV cache) and evaluation
 
   void validate() const;  // throws InvalidOption naming the field
 };

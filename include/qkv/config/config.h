@@ -80,6 +80,9 @@ struct RuntimeConfig {
   std::string device = "auto";
   int64_t seed = 1337;
   ComputeDtype dtype = ComputeDtype::kFp32;
+  // On a GPU, replay the training step as one captured CUDA graph after a few eager steps
+  // (LibTorch 2.4+ built with CUDA; ignored elsewhere).
+  bool cuda_graph = true;
 };
 
 struct Config {

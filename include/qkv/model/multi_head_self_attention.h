@@ -32,13 +32,22 @@ class MultiHeadSelfAttentionImpl : public torch::nn::Module {
   explicit MultiHeadSelfAttentionImpl(const MultiHeadSelfAttentionOptions& options);
 
   // x: (B, T, C) -> (B, T, C). If `weights` is given it receives the attention weights
-  // (B, H, T, T_past + T) before dropout. With `cache`, x holds only the new positions.
+  // (B, H, T, T_past + T) before dropout, through the explicit path below; otherwise, on
+  // LibTorch 2.1+, the same formula runs as one fused scaled_dot_product_attention call. With
+  // `cache`, x holds only the new positions.
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* weights = nullptr,
                         KVCache* cache = nullptr);
+
+  // Whether this LibTorch has the fused attention call (2.1 and later).
+  static bool sdpa_available();
 
   MultiHeadSelfAttentionOptions options;
   torch::nn::Linear w_q{nullptr}, w_k{nullptr}, w_v{nullptr}, w_o{nullptr};
   torch::nn::Dropout attn_dropout{nullptr}, resid_dropout{nullptr};
+
+ private:
+  torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                const torch::Tensor& v, double scale, int64_t past);
 };
 TORCH_MODULE(MultiHeadSelfAttention);
 

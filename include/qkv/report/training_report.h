@@ -17,6 +17,7 @@ struct TrainingReportOptions {
   double temperature = 0.8;
   int64_t top_k = 0;
   uint64_t seed = 1337;
+  std::string device = "cpu";  // where the sample and the attention are computed: auto, cpu, cuda
 };
 
 // Writes RUN_DIR/report.html: one self-contained page (images embedded as data URIs, no network

@@ -1,14 +1,16 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <vector>
 
-#include <torch/optim/optimizer.h>
+#include <torch/optim/adamw.h>
 
 #include "qkv/config/config.h"
 #include "qkv/data/batch_sampler.h"
 #include "qkv/model/step_stage.h"
 #include "qkv/model/transformer_lm.h"
+#include "qkv/train/cuda_graph_step.h"
 
 namespace qkv {
 
@@ -25,7 +27,8 @@ struct StepOutcome {
 // data-parallel trainer all run this.
 class TrainingStep {
  public:
-  TrainingStep(TransformerLM model, torch::optim::Optimizer& optimizer, const Config& config);
+  TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer, const Config& config);
+  ~TrainingStep();
 
   // Runs one step at learning rate `lr` on batches drawn from `next_batch`. A non-finite loss
   // leaves the weights and the optimizer state untouched and is returned for the caller to act
@@ -33,14 +36,29 @@ class TrainingStep {
   StepOutcome run(const std::function<Batch()>& next_batch, double lr,
                   const StageHook& on_stage = {});
 
+  // Whether steps now replay a captured CUDA graph (runtime.cuda_graph on a GPU, after the
+  // first eager steps). A step with an on_stage hook always runs eagerly.
+  bool replaying_graph() const;
+
  private:
+  // The step with every stage in the open, reading the loss before touching the weights.
+  StepOutcome run_eager(const std::function<Batch()>& next_batch, double lr,
+                        const StageHook& on_stage);
+  // The same step queued on the device without waiting for it, for capture: the non-finite check
+  // travels to the optimizer kernel as a flag.
+  CudaGraphStep::Outputs queue_step(const torch::Tensor& x, const torch::Tensor& y,
+                                    const torch::Tensor& lr);
+
   TransformerLM model_;
-  torch::optim::Optimizer& optimizer_;
+  torch::optim::AdamW& optimizer_;
   std::vector<torch::Tensor> params_;
   int64_t accum_steps_;
   double max_norm_;
   bool bf16_;
   torch::Device device_;
+  std::unique_ptr<CudaGraphStep> graph_;  // set when the step is to be captured
+  int64_t eager_steps_ = 0;
+  torch::Tensor step_on_device_;  // the optimizer's step count, as the captured kernel reads it
 };
 
 }  // namespace qkv

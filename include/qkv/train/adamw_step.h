@@ -1,0 +1,44 @@
+#pragma once
+
+#include <vector>
+
+#include <torch/optim/adamw.h>
+#include <torch/types.h>
+
+namespace qkv {
+
+// Whether this LibTorch has the fused AdamW kernel for every device (2.4 and later).
+bool fused_adamw_available();
+
+// One AdamW update of every parameter that has a gradient. Where LibTorch has the fused kernel it
+// updates each group in one call (on a GPU, one launch instead of ~10 per parameter); otherwise
+// it is optimizer.step(). Both read and write the optimizer's own state, so checkpoints,
+// resuming and the two paths mix freely.
+void adamw_step(torch::optim::AdamW& optimizer);
+
+// The same update with everything the kernel reads on the device, so that it can be captured in
+// a CUDA graph and replayed: the learning rate `lr`, the step count `step` (incremented here
+// unless skipped) and `found_inf`, a flag that skips the whole update when it is 1. Needs
+// fused_adamw_available().
+void adamw_step_on_device(torch::optim::AdamW& optimizer, const torch::Tensor& lr,
+                          torch::Tensor& step, const torch::Tensor& found_inf);
+
+// Adds one to every parameter's step count, as a step does: after a replayed graph whose update
+// was not skipped, so that checkpoints record the count the device used.
+void count_adamw_step(torch::optim::AdamW& optimizer);
+
+// The parameters' total gradient L2 norm, and their gradients scaled by
+// min(1, max_norm / (norm + 1e-6)) unless max_norm is infinite, all on the device: no
+// synchronisation. Needs fused_adamw_available().
+torch::Tensor clip_gradients_on_device(const std::vector<torch::Tensor>& params, double max_norm);
+
+// Scales the gradients so their total L2 norm is at most `max_norm` (infinity: never) and returns
+// the norm before scaling: torch::nn::utils::clip_grad_norm_, in a few fused calls where
+// LibTorch has them.
+double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
+
+// Moves the optimizer's moments to `device`, where the model is: a checkpoint's state is read onto
+// the CPU, whatever device wrote it.
+void move_optimizer_state(torch::optim::AdamW& optimizer, const torch::Device& device);
+
+}  // namespace qkv

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds qkv against a current LibTorch 2.x, the one inside PyTorch's wheel (a CUDA build: its
+# LibTorch links on a machine without a GPU, and qkv's CUDA code paths compile and link with it),
+# then runs the whole suite on the CPU. Debian's LibTorch 1.13 build (scripts/setup.sh) is
+# untouched: this one lives in build-libtorch2/ with its own virtual environment.
+#   QKV_TORCH_VERSION   the torch wheel to use (default below)
+#   QKV_LIBTORCH2_DIR   where the environment and the build go (default build-libtorch2/)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dir="${QKV_LIBTORCH2_DIR:-$root/build-libtorch2}"
+version="${QKV_TORCH_VERSION:-2.11.0}"
+python="$(command -v python3)"
+
+mkdir -p "$dir"
+if ! "$python" -c 'import venv, ensurepip' 2> /dev/null; then
+  echo "check_libtorch2: $python cannot make a virtual environment (install python3-venv)" >&2
+  exit 1
+fi
+[ -x "$dir/venv/bin/python" ] || "$python" -m venv "$dir/venv"
+echo "check_libtorch2: torch==$version into $dir/venv (pip caches the download)"
+"$dir/venv/bin/pip" install --quiet --disable-pip-version-check "torch==$version"
+
+# The wheel's torch/ directory as the prefix: CMake then finds its TorchConfig.cmake and its
+# lib/ before Debian's libtorch.so in /usr/lib.
+torch_dir="$("$dir/venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))' \
+  2> /dev/null)"
+cmake -S "$root" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$torch_dir" > "$dir/configure.log" 2>&1 ||
+  { cat "$dir/configure.log" >&2; exit 1; }
+# The CUDA sources, not their CPU-only stand-ins, are what this build must compile.
+grep -q "src/train/cuda_graph_step.cpp.o:" "$dir/build/build.ninja" ||
+  { echo "check_libtorch2: the wheel's LibTorch is not a CUDA build" >&2; exit 1; }
+cmake --build "$dir/build"
+ctest --test-dir "$dir/build" --output-on-failure -j "$(nproc)"
+echo "check_libtorch2: LibTorch $version (CUDA build) compiled, linked and passed on the CPU"

@@ -1,0 +1,20 @@
+#include "qkv/runtime/cuda_device.h"
+
+// The build for a LibTorch without CUDA (Debian's): there is no device to ask.
+namespace qkv {
+
+bool built_with_cuda() {
+  return false;
+}
+
+std::string cuda_device_name() {
+  return "";
+}
+
+int64_t cuda_peak_allocated_bytes() {
+  return 0;
+}
+
+void reset_cuda_peak_memory() {}
+
+}  // namespace qkv

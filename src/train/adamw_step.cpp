@@ -1,0 +1,172 @@
+#include "qkv/train/adamw_step.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/version.h>
+
+// The fused AdamW kernel has a CPU implementation from LibTorch 2.4 on (CUDA from 2.0).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define QKV_HAVE_FUSED_ADAMW 1
+#endif
+
+namespace qkv {
+
+bool fused_adamw_available() {
+#ifdef QKV_HAVE_FUSED_ADAMW
+  return true;
+#else
+  return false;
+#endif
+}
+
+#ifdef QKV_HAVE_FUSED_ADAMW
+namespace {
+
+using torch::optim::AdamWOptions;
+using torch::optim::AdamWParamState;
+
+// The state LibTorch's AdamW would create for p on its first step.
+AdamWParamState& state_of(torch::optim::AdamW& optimizer, const torch::Tensor& p) {
+  auto& states = optimizer.state();
+  auto it = states.find(p.unsafeGetTensorImpl());
+  if (it == states.end()) {
+    auto s = std::make_unique<AdamWParamState>();
+    s->step(0);
+    s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    it = states.emplace(p.unsafeGetTensorImpl(), std::move(s)).first;
+  }
+  return static_cast<AdamWParamState&>(*it->second);
+}
+
+// One group's parameters sharing one step count (the trainer steps them all together), so the
+// kernel reads one step tensor for all of them.
+struct FusedGroup {
+  std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+  int64_t step = 0;
+  bool uniform_steps = true;
+};
+
+FusedGroup gather(torch::optim::AdamW& optimizer, torch::optim::OptimizerParamGroup& group) {
+  TORCH_CHECK(!static_cast<const AdamWOptions&>(group.options()).amsgrad(),
+              "adamw_step: amsgrad is not supported");
+  FusedGroup g;
+  for (auto& p : group.params()) {
+    if (!p.grad().defined()) continue;
+    auto& s = state_of(optimizer, p);
+    if (!g.params.empty() && s.step() != g.step) g.uniform_steps = false;
+    g.step = s.step();
+    g.params.push_back(p);
+    g.grads.push_back(p.grad());
+    g.exp_avgs.push_back(s.exp_avg());
+    g.exp_avg_sqs.push_back(s.exp_avg_sq());
+  }
+  return g;
+}
+
+void count_step(torch::optim::AdamW& optimizer, const FusedGroup& g) {
+  for (auto& p : g.params) {
+    auto& s = state_of(optimizer, p);
+    s.step(s.step() + 1);
+  }
+}
+
+void fused_group_step(torch::optim::AdamW& optimizer, torch::optim::OptimizerParamGroup& group) {
+  const auto& o = static_cast<const AdamWOptions&>(group.options());
+  FusedGroup g = gather(optimizer, group);
+  if (g.params.empty()) return;
+  if (!g.uniform_steps) {  // never in qkv's own runs; correct anyway
+    optimizer.step();
+    return;
+  }
+  count_step(optimizer, g);
+  const auto step =
+      torch::full({}, double(g.step + 1),
+                  torch::TensorOptions().dtype(torch::kFloat32).device(g.params.front().device()));
+  const std::vector<torch::Tensor> steps(g.params.size(), step);
+  const auto [beta1, beta2] = o.betas();
+  at::_fused_adamw_(g.params, g.grads, g.exp_avgs, g.exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps,
+                    o.lr(), beta1, beta2, o.weight_decay(), o.eps(), /*amsgrad=*/false,
+                    /*maximize=*/false);
+}
+
+}  // namespace
+#endif
+
+void adamw_step(torch::optim::AdamW& optimizer) {
+#ifdef QKV_HAVE_FUSED_ADAMW
+  torch::NoGradGuard no_grad;
+  for (auto& group : optimizer.param_groups()) fused_group_step(optimizer, group);
+#else
+  optimizer.step();
+#endif
+}
+
+void adamw_step_on_device(torch::optim::AdamW& optimizer, const torch::Tensor& lr,
+                          torch::Tensor& step, const torch::Tensor& found_inf) {
+#ifdef QKV_HAVE_FUSED_ADAMW
+  torch::NoGradGuard no_grad;
+  step.add_(1.0 - found_inf);  // the count the kernel's bias corrections read
+  for (auto& group : optimizer.param_groups()) {
+    const auto& o = static_cast<const AdamWOptions&>(group.options());
+    FusedGroup g = gather(optimizer, group);
+    if (g.params.empty()) continue;
+    const std::vector<torch::Tensor> steps(g.params.size(), step);
+    const auto [beta1, beta2] = o.betas();
+    at::_fused_adamw_(g.params, g.grads, g.exp_avgs, g.exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps,
+                      lr, beta1, beta2, o.weight_decay(), o.eps(), /*amsgrad=*/false,
+                      /*maximize=*/false, /*grad_scale=*/{}, found_inf);
+  }
+#else
+  (void)optimizer, (void)lr, (void)step, (void)found_inf;
+  throw std::logic_error("adamw_step_on_device needs LibTorch 2.4 or later");
+#endif
+}
+
+void count_adamw_step(torch::optim::AdamW& optimizer) {
+#ifdef QKV_HAVE_FUSED_ADAMW
+  for (auto& group : optimizer.param_groups()) count_step(optimizer, gather(optimizer, group));
+#else
+  (void)optimizer;
+#endif
+}
+
+torch::Tensor clip_gradients_on_device(const std::vector<torch::Tensor>& params, double max_norm) {
+#ifdef QKV_HAVE_FUSED_ADAMW
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  TORCH_CHECK(!grads.empty(), "clip_gradients: no parameter has a gradient");
+  const auto norm = at::linalg_vector_norm(at::stack(at::_foreach_norm(grads, 2)), 2);
+  // The same coefficient as clip_grad_norm_, applied unconditionally: x * 1.0 == x.
+  if (std::isfinite(max_norm)) at::_foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp_max(1.0));
+  return norm;
+#else
+  (void)params, (void)max_norm;
+  throw std::logic_error("clip_gradients_on_device needs LibTorch 2.4 or later");
+#endif
+}
+
+double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
+#ifdef QKV_HAVE_FUSED_ADAMW
+  const bool any = std::any_of(params.begin(), params.end(),
+                               [](const torch::Tensor& p) { return p.grad().defined(); });
+  return any ? clip_gradients_on_device(params, max_norm).item<double>() : 0.0;
+#else
+  return torch::nn::utils::clip_grad_norm_(params, max_norm);
+#endif
+}
+
+void move_optimizer_state(torch::optim::AdamW& optimizer, const torch::Device& device) {
+  for (auto& entry : optimizer.state()) {
+    auto& s = static_cast<torch::optim::AdamWParamState&>(*entry.second);
+    if (s.exp_avg().defined()) s.exp_avg(s.exp_avg().to(device));
+    if (s.exp_avg_sq().defined()) s.exp_avg_sq(s.exp_avg_sq().to(device));
+    if (s.max_exp_avg_sq().defined()) s.max_exp_avg_sq(s.max_exp_avg_sq().to(device));
+  }
+}
+
+}  // namespace qkv
