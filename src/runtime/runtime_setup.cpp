@@ -20,13 +20,15 @@ namespace qkv {
 namespace {
 
 // The loaded shared object whose name mentions BLAS, resolved through Debian's alternatives
-// symlinks so the log says which implementation is really in use.
+// symlinks so the log says which implementation is really in use. cuBLAS (loaded by a CUDA
+// LibTorch) is the GPU's and does not count: the CPU's BLAS is the question.
 std::string loaded_blas_path() {
   std::string found;
   dl_iterate_phdr(
       [](dl_phdr_info* info, size_t, void* out) {
         std::string name = info->dlpi_name ? info->dlpi_name : "";
-        if (name.find("blas") != std::string::npos) {
+        const auto file = name.substr(name.rfind('/') + 1);
+        if (file.find("blas") != std::string::npos && file.find("cublas") == std::string::npos) {
           char resolved[PATH_MAX];
           if (realpath(name.c_str(), resolved)) name = resolved;
           *static_cast<std::string*>(out) = name;
