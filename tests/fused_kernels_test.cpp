@@ -150,6 +150,23 @@ TEST(FusedAdamW, MixesWithThePlainStepThroughTheSameState) {
   EXPECT_EQ(t.opt_a->state().size(), t.a->parameters().size());
 }
 
+TEST(FusedAdamW, ParametersAtDifferentStepCountsTakeLibTorchsStepOnce) {
+  SKIP_WITHOUT_FUSED_ADAMW();
+  TwinModels t;
+  // Step 1 without the first parameter's gradient: its count lags the rest of its group.
+  TwinModels::backward(t.a, 0);
+  TwinModels::backward(t.b, 0);
+  t.a->parameters()[0].mutable_grad() = torch::Tensor();
+  t.b->parameters()[0].mutable_grad() = torch::Tensor();
+  qkv::adamw_step(*t.opt_a);
+  t.opt_b->step();
+  t.opt_a->zero_grad();
+  t.opt_b->zero_grad();
+  qkv::testing::copy_parameters(t.a, t.b);
+  // Step 2 meets mixed counts: every group must still be updated exactly once.
+  EXPECT_LT(t.step_both(1, true), 1e-7);
+}
+
 TEST(FusedAdamW, TheModelMovesAtAll) {
   SKIP_WITHOUT_FUSED_ADAMW();
   TwinModels t;

@@ -73,14 +73,8 @@ void count_step(torch::optim::AdamW& optimizer, const FusedGroup& g) {
   }
 }
 
-void fused_group_step(torch::optim::AdamW& optimizer, torch::optim::OptimizerParamGroup& group) {
-  const auto& o = static_cast<const AdamWOptions&>(group.options());
-  FusedGroup g = gather(optimizer, group);
+void fused_group_step(torch::optim::AdamW& optimizer, const FusedGroup& g, const AdamWOptions& o) {
   if (g.params.empty()) return;
-  if (!g.uniform_steps) {  // never in qkv's own runs; correct anyway
-    optimizer.step();
-    return;
-  }
   count_step(optimizer, g);
   const auto step =
       torch::full({}, double(g.step + 1),
@@ -98,7 +92,16 @@ void fused_group_step(torch::optim::AdamW& optimizer, torch::optim::OptimizerPar
 void adamw_step(torch::optim::AdamW& optimizer) {
 #ifdef QKV_HAVE_FUSED_ADAMW
   torch::NoGradGuard no_grad;
-  for (auto& group : optimizer.param_groups()) fused_group_step(optimizer, group);
+  std::vector<FusedGroup> groups;
+  for (auto& group : optimizer.param_groups()) groups.push_back(gather(optimizer, group));
+  // Parameters of one group at different step counts: never in qkv's own runs, where all step
+  // together; LibTorch's own step handles them, once for every group.
+  if (!std::all_of(groups.begin(), groups.end(),
+                   [](const FusedGroup& g) { return g.uniform_steps; }))
+    return void(optimizer.step());
+  for (size_t i = 0; i < groups.size(); ++i)
+    fused_group_step(optimizer, groups[i],
+                     static_cast<const AdamWOptions&>(optimizer.param_groups()[i].options()));
 #else
   optimizer.step();
 #endif
