@@ -13,6 +13,8 @@ packages=(
   libopenblas-dev
   libsentencepiece-dev     # tokenizer (loaded as a plugin: see src/plugin/)
   libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
+  libgloo-dev              # Gloo headers: data-parallel training on CPU (c10d ProcessGroupGloo)
+  iproute2                 # ip netns: the two-host data-parallel test
   libcairo2-dev            # draws heatmaps and charts (PNG, SVG)
   fonts-dejavu-core        # the plots' font; has the symbols that label space and newline tokens
   libgtest-dev libgmock-dev

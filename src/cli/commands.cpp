@@ -13,6 +13,8 @@
 #include "qkv/config/config.h"
 #include "qkv/data/data_preparer.h"
 #include "qkv/data/file_bytes.h"
+#include "qkv/distributed/launch_environment.h"
+#include "qkv/distributed/local_launcher.h"
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/generate/text_generator.h"
 #include "qkv/report/training_report.h"
@@ -77,12 +79,36 @@ int run_prepare(const PrepareArgs& args) {
   return 0;
 }
 
+namespace {
+
+// `--nproc N`: this command line again as N workers of one job on this machine.
+int launch_workers(const TrainArgs& args) {
+  uint16_t port = 0;
+  if (const char* p = std::getenv("MASTER_PORT"); p && *p)
+    port = static_cast<uint16_t>(std::atoi(p));
+  if (port == 0) port = free_local_port();
+  spdlog::info("starting {} data-parallel workers (rendezvous at 127.0.0.1:{})", args.nproc, port);
+  const int status = run_local_workers(args.worker_argv, args.nproc, port);
+  if (status != 0) spdlog::error("a worker failed (exit status {}); the job stopped", status);
+  return status;
+}
+
+}  // namespace
+
 int run_train(const TrainArgs& args) {
+  const auto launch = LaunchEnvironment::from_environment();
+  if (args.nproc > 1 && launch)
+    throw std::invalid_argument("--nproc " + std::to_string(args.nproc) +
+                                " under a launcher that already set WORLD_SIZE=" +
+                                std::to_string(launch->world_size) + ": use one or the other");
+  if (args.nproc > 1) return launch_workers(args);
+  if (launch && launch->rank != 0) spdlog::set_level(spdlog::level::warn);  // rank 0 speaks
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   TrainerOptions options;
   options.stop = &g_stop;
   options.after_checkpoint = report_after_checkpoint();
+  options.launch = launch;
 
   std::unique_ptr<Trainer> trainer;
   if (!args.resume.empty()) {
@@ -91,7 +117,8 @@ int run_train(const TrainArgs& args) {
   } else {
     Config config = Config::load(args.config, args.overrides);
     start_runtime(static_cast<int>(config.runtime.threads));
-    if (!args.skip_prepare) prepare_with_progress(config);
+    // One preparer per machine; the other ranks wait for it when they meet.
+    if (!args.skip_prepare && (!launch || launch->local_rank == 0)) prepare_with_progress(config);
     trainer = std::make_unique<Trainer>(config, options);
   }
   auto result = trainer->run();

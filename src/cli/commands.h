@@ -33,6 +33,8 @@ struct TrainArgs {
   std::vector<std::string> overrides;
   std::string resume;  // run directory
   bool skip_prepare = false;
+  int nproc = 1;                         // >1: run that many data-parallel workers here
+  std::vector<std::string> worker_argv;  // the command line a worker runs (without --nproc)
 };
 
 struct GenerateArgs {

@@ -81,6 +81,11 @@ CLI::App* add_train(CLI::App& app, TrainArgs& a) {
   cmd->add_option("--set", a.overrides, "Override a key: section.key=value");
   cmd->add_option("--resume", a.resume, "Continue the run in this directory");
   cmd->add_flag("--no-prepare", a.skip_prepare, "Do not (re)prepare the data first");
+  cmd->add_option("--nproc", a.nproc,
+                  "Data-parallel workers to start on this machine (torchrun's --nproc-per-node); "
+                  "under a launcher that sets RANK and WORLD_SIZE, leave it out")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   return cmd;
 }
 
@@ -203,6 +208,29 @@ int check_and_run_train(const TrainArgs& train) {
   return run_train(train);
 }
 
+// The command line each --nproc worker runs: this one, without --nproc.
+std::vector<std::string> worker_command_line(int argc, char** argv) {
+  std::vector<std::string> args{"/proc/self/exe"};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (a.rfind("--nproc=", 0) == 0) continue;
+    args.push_back(a);
+  }
+  return args;
+}
+
+// In a job of several ranks, each line says whose it is.
+void name_rank_in_logs(spdlog::logger& logger) {
+  const char* rank = std::getenv("RANK");
+  const char* world = std::getenv("WORLD_SIZE");
+  if (rank && world && std::string(world) != "1")
+    logger.set_pattern(std::string("[%H:%M:%S] rank ") + rank + " %^%l%$ %v");
+}
+
 // OpenBLAS chooses its kernels when it loads, before main: to give it better ones than its
 // generic fallback, qkv starts itself again, once, with OPENBLAS_CORETYPE set.
 void restart_with_better_blas_kernels(char** argv) {
@@ -222,6 +250,7 @@ int main(int argc, char** argv) {
   // Logs go to stderr so that stdout carries only a command's output (generated text, JSON).
   auto logger = spdlog::stderr_color_mt("qkv");
   logger->set_pattern("[%H:%M:%S] %^%l%$ %v");
+  name_rank_in_logs(*logger);
   spdlog::set_default_logger(logger);
 
   CLI::App app{"qkv: a trainable mini-transformer on LibTorch"};
@@ -256,6 +285,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (verbose) spdlog::set_level(spdlog::level::debug);
+  train.worker_argv = worker_command_line(argc, argv);
 
   try {
     if (*prepare_cmd) return run_prepare(prepare);

@@ -240,6 +240,16 @@ const std::vector<ConfigField>& config_schema() {
        [](const Config& c, YAML::Emitter& e) {
          e << YAML::DoubleQuoted << to_string(c.runtime.dtype);
        }},
+      string_field("runtime.backend", [](Config& c) -> std::string& { return c.runtime.backend; },
+                   {"auto", "gloo", "nccl"}),
+      int_field(
+          "runtime.timeout_s", [](Config& c) -> int64_t& { return c.runtime.timeout_s; }, 1,
+          7 * 24 * 3600),
+      int_field(
+          "runtime.bucket_mb", [](Config& c) -> int64_t& { return c.runtime.bucket_mb; }, 1,
+          1 << 16),
+      bool_field("runtime.overlap_allreduce",
+                 [](Config& c) -> bool& { return c.runtime.overlap_allreduce; }),
   };
   return fields;
 }

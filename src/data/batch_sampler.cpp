@@ -12,7 +12,7 @@ BatchSampler::BatchSampler(std::shared_ptr<const TokenFile> tokens, int64_t batc
       block_size_(block_size),
       rank_(rank),
       world_size_(world_size),
-      rng_(seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(rank) + 1) {
+      rng_(seed * 0x9E3779B97F4A7C15ULL + 1) {
   if (rank < 0 || rank >= world_size)
     throw std::invalid_argument("rank " + std::to_string(rank) + " outside world size " +
                                 std::to_string(world_size));
@@ -27,7 +27,13 @@ Batch BatchSampler::next() {
   std::uniform_int_distribution<int64_t> start(0, tokens_->size() - T - 1);
   auto window = torch::empty({B, T + 1}, torch::kInt64);
   auto* p = window.data_ptr<int64_t>();
-  for (int64_t b = 0; b < B; ++b) tokens_->read(start(rng_), T + 1, p + b * (T + 1));
+  // Every rank draws the starts of the whole job's batch and reads its own B of them: N ranks
+  // with batch B see exactly the windows of one rank with batch N*B.
+  for (int r = 0; r < world_size_; ++r)
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t at = start(rng_);
+      if (r == rank_) tokens_->read(at, T + 1, p + b * (T + 1));
+    }
   return {window.narrow(1, 0, T).contiguous(), window.narrow(1, 1, T).contiguous()};
 }
 

@@ -102,11 +102,13 @@ void write_checkpoint(const std::string& path, TransformerLM& model,
   meta.best_val_loss = state.best_val_loss;
   meta.best_step = state.best_step;
   meta.sampler_state = state.sampler_state;
+  meta.world_size = state.world_size;
   meta.tokenizer_kind = tokenizer.kind();
   archive.write("meta", bytes_tensor(meta.to_json()));
   archive.write("config", bytes_tensor(config.to_yaml()));
   archive.write("tokenizer", bytes_tensor(tokenizer.serialize()));
   if (state.torch_rng_state.defined()) archive.write("torch_rng", state.torch_rng_state);
+  if (state.rank_rng_states.defined()) archive.write("torch_rng_ranks", state.rank_rng_states);
   std::ostringstream buffer;
   archive.save_to(buffer);
   std::string bytes = buffer.str();
@@ -151,6 +153,7 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
     c.archive_->read("model", model_archive);
     c.model->load(model_archive);
     c.archive_->try_read("torch_rng", c.state.torch_rng_state);
+    c.archive_->try_read("torch_rng_ranks", c.state.rank_rng_states);
   } catch (const c10::Error& e) {
     throw CheckpointError(c.path + ": not a readable checkpoint (truncated or corrupt?): " +
                           e.what_without_backtrace());
@@ -166,6 +169,7 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
   c.state.best_val_loss = meta.best_val_loss;
   c.state.best_step = meta.best_step;
   c.state.sampler_state = meta.sampler_state;
+  c.state.world_size = meta.world_size;
   c.qkv_version = meta.qkv_version;
   return c;
 }

@@ -16,6 +16,7 @@ std::string CheckpointMeta::to_json() const {
                {"best_val_loss", std::isfinite(best_val_loss) ? json(best_val_loss) : json()},
                {"best_step", best_step},
                {"sampler_state", sampler_state},
+               {"world_size", world_size},
                {"tokenizer_kind", tokenizer_kind}})
       .dump();
 }
@@ -33,6 +34,7 @@ CheckpointMeta CheckpointMeta::parse(const std::string& text) {
                           : INFINITY;
     m.best_step = json_integer(j, "best_step", -1);
     m.sampler_state = j.value("sampler_state", "");
+    m.world_size = json_integer(j, "world_size", 1);
     m.tokenizer_kind = j.at("tokenizer_kind").get<std::string>();
     m.qkv_version = j.value("qkv_version", "");
   } catch (const json::exception& e) {
@@ -40,6 +42,8 @@ CheckpointMeta CheckpointMeta::parse(const std::string& text) {
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("bad metadata: ") + e.what());
   }
+  if (m.world_size < 1)
+    throw std::invalid_argument("bad metadata: world_size " + std::to_string(m.world_size));
   if (m.step < 0 || m.best_step < -1 || m.best_step > m.step)
     throw std::invalid_argument("bad metadata: step " + std::to_string(m.step) + ", best step " +
                                 std::to_string(m.best_step));

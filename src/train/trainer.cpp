@@ -18,6 +18,7 @@
 #include "qkv/data/batch_sampler.h"
 #include "qkv/data/data_preparer.h"
 #include "qkv/data/file_bytes.h"
+#include "qkv/distributed/process_group.h"
 #include "qkv/runtime/autocast_scope.h"
 #include "qkv/runtime/median.h"
 #include "qkv/runtime/progress_line.h"
@@ -106,17 +107,35 @@ struct Trainer::Impl {
   std::shared_ptr<spdlog::logger> log;
   ProgressLine progress;
   TrainResult result;
-  std::vector<double> step_ms;
+  std::vector<double> step_ms, allreduce_ms;
+  std::shared_ptr<ProcessGroup> group;  // set in a data-parallel job of several ranks
 
-  bool writer() const { return options.rank == 0; }
+  int rank() const { return options.launch ? options.launch->rank : 0; }
+  int world_size() const { return group ? group->world_size() : 1; }
+  bool distributed() const { return world_size() > 1; }
+  bool writer() const { return rank() == 0; }
   double tokens_per_step() const {
     return double(config.train.batch_size * config.model.block_size *
-                  config.train.grad_accum_steps * options.world_size);
+                  config.train.grad_accum_steps * world_size());
+  }
+
+  // Where the model runs; in a job of several ranks, joins it. The ranks meet before any of them
+  // reads data: each machine's first rank prepares it before joining.
+  void join_job() {
+    device = torch::Device(resolve_device(config.runtime.device));
+    if (!options.launch || options.launch->world_size == 1) return;
+    if (device.is_cuda())  // one GPU per rank of this machine
+      device =
+          torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(options.launch->local_rank));
+    ProcessGroupOptions o;
+    o.backend = config.runtime.backend;
+    o.device = device.type();
+    o.timeout = std::chrono::seconds(config.runtime.timeout_s);
+    group = ProcessGroup::connect(*options.launch, o);
   }
 
   void setup_common(const DatasetMeta& meta) {
     run_dir = config.train.out_dir;
-    device = torch::Device(resolve_device(config.runtime.device));
     if (tokenizer->vocab_size() != meta.vocab_size)
       throw std::invalid_argument(config.data.dir + " was prepared with a vocabulary of " +
                                   std::to_string(meta.vocab_size) +
@@ -125,8 +144,8 @@ struct Trainer::Impl {
     train_tokens = meta.open_checked("train");
     val_tokens = meta.open_checked("val");
     sampler = std::make_unique<BatchSampler>(train_tokens, config.train.batch_size,
-                                             config.model.block_size, config.runtime.seed,
-                                             options.rank, options.world_size);
+                                             config.model.block_size, config.runtime.seed, rank(),
+                                             world_size());
     // Validation must hold at least one window: say so now rather than at the first eval.
     BatchSampler(val_tokens, 1, config.model.block_size, 0);
 
@@ -136,7 +155,8 @@ struct Trainer::Impl {
       sinks.push_back(early_log);
     }
     log = std::make_shared<spdlog::logger>("train", sinks.begin(), sinks.end());
-    log->set_level(spdlog::default_logger()->level());
+    // The other ranks say only what goes wrong: rank 0 speaks for the job.
+    log->set_level(writer() ? spdlog::default_logger()->level() : spdlog::level::warn);
     log->flush_on(spdlog::level::info);  // train.log stays current for `tail -f`
     // A log that cannot be written stops the run, as a checkpoint that cannot be written does.
     log->set_error_handler([](const std::string& message) {
@@ -175,7 +195,7 @@ struct Trainer::Impl {
 
   void build_optimizer() {
     optimizer = make_adamw(model, config.optim);
-    training_step = std::make_unique<TrainingStep>(model, *optimizer, config);
+    training_step = std::make_unique<TrainingStep>(model, *optimizer, config, group);
   }
 
   LrSchedule schedule() const {
@@ -191,7 +211,7 @@ struct Trainer::Impl {
     model->eval();
     AutocastScope autocast(config.runtime.dtype == ComputeDtype::kBf16, device.type());
     BatchSampler eval_sampler(tokens, config.train.batch_size, config.model.block_size,
-                              config.runtime.seed + 1, options.rank, options.world_size);
+                              config.runtime.seed + 1, rank(), world_size());
     // Summed where the model runs, read once: a read per batch would stall a GPU 200 times.
     auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
     for (int64_t i = 0; i < config.eval.batches; ++i) {
@@ -201,16 +221,65 @@ struct Trainer::Impl {
                    .to(torch::kFloat64);
     }
     model->train();
-    return total.item<double>() / double(config.eval.batches);
+    if (distributed()) group->all_reduce_sum(total);  // the mean over every rank's share
+    return total.item<double>() / double(config.eval.batches * world_size());
   }
 
+  // Every rank calls it (the ranks' dropout generators travel to rank 0); rank 0 writes.
   std::string save(const std::string& name) {
+    state.world_size = world_size();
+    if (distributed()) {
+      check_ranks_agree();
+      state.rank_rng_states = torch::stack(group->all_gather(cpu_rng_state()));
+    }
     if (!writer()) return "";
     state.sampler_state = sampler->state();
     state.torch_rng_state = cpu_rng_state();
     const std::string path = run_dir + "/" + name;
     write_checkpoint(path, model, optimizer.get(), config, *tokenizer, state);
     return path;
+  }
+
+  // --- data-parallel
+  // ------------------------------------------------------------------------------
+
+  // Every rank starts from rank 0's weights, then draws its own dropout masks (rank 0 keeps the
+  // single-process stream, so one rank trains as a plain run does).
+  void join_ranks() {
+    if (!distributed()) return;
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) group->broadcast(p, 0);
+    for (auto& b : model->buffers()) group->broadcast(b, 0);
+    if (rank() > 0)
+      torch::manual_seed(static_cast<uint64_t>(config.runtime.seed) + 1000003ULL * rank());
+  }
+
+  // The ranks step identically, so their weights must be bit-identical: checked before rank 0
+  // writes a checkpoint on behalf of all of them.
+  void check_ranks_agree() {
+    uint64_t hash = 1469598103934665603ULL;  // FNV-1a over every parameter's bytes
+    for (const auto& p : model->parameters()) {
+      const auto cpu = p.detach().to(torch::kCPU).contiguous();
+      const auto* bytes = static_cast<const unsigned char*>(cpu.data_ptr());
+      for (size_t i = 0; i < cpu.nbytes(); ++i) hash = (hash ^ bytes[i]) * 1099511628211ULL;
+    }
+    auto mine = torch::tensor({static_cast<int64_t>(hash)}, torch::kInt64);
+    if (device.is_cuda()) mine = mine.to(device);
+    const auto all = group->all_gather(mine);
+    for (int r = 1; r < world_size(); ++r)
+      if (!torch::equal(all[r], all[0]))
+        throw DistributedError("the weights of rank " + std::to_string(r) +
+                               " differ from rank 0's at step " + std::to_string(state.step) +
+                               "; the ranks must run the same qkv build and config");
+  }
+
+  // A stop requested on any rank (SIGINT, SIGTERM) stops every rank after the same step.
+  bool stop_requested() {
+    bool stop = options.stop && options.stop->load();
+    if (!distributed()) return stop;
+    auto flag = torch::full({1}, stop ? 1.0 : 0.0, torch::TensorOptions().device(device));
+    group->all_reduce_sum(flag);
+    return flag.item<double>() > 0;
   }
 
   void append_metrics(const nlohmann::json& record) {
@@ -261,6 +330,7 @@ struct Trainer::Impl {
     ++state.step;
     if (!writing) begin_writing();
     step_ms.push_back(ms);
+    if (distributed()) allreduce_ms.push_back(outcome.allreduce_ms);
     StepRecord rec{state.step,        outcome.loss, lr,
                    outcome.grad_norm, ms,           tokens_per_step() / (ms / 1000.0)};
     result.steps.push_back(rec);
@@ -270,7 +340,8 @@ struct Trainer::Impl {
                     {"lr", rec.lr},
                     {"grad_norm", rec.grad_norm},
                     {"ms", rec.ms},
-                    {"tokens_per_s", rec.tokens_per_s}});
+                    {"tokens_per_s", rec.tokens_per_s},
+                    {"allreduce_ms", outcome.allreduce_ms}});
     return rec;
   }
 
@@ -343,6 +414,17 @@ struct Trainer::Impl {
     result.best_step = state.best_step;
     result.wall_seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
     result.median_step_ms = median(step_ms);
+    if (!allreduce_ms.empty()) {
+      result.median_allreduce_ms = median(allreduce_ms);
+      const double mb = double(training_step->allreduce_bytes_per_step()) / 1e6;
+      char line[200];
+      std::snprintf(line, sizeof line,
+                    "%d ranks (%s): gradient all-reduce %.1f ms/step median, %.2f MB per rank per "
+                    "step, %.2f GB/s algorithm bandwidth",
+                    world_size(), group->backend().c_str(), result.median_allreduce_ms, mb,
+                    mb / std::max(result.median_allreduce_ms, 1e-9));
+      info(line);
+    }
     if (result.last_checkpoint.empty() && writer()) result.last_checkpoint = run_dir + "/last.pt";
     return result;
   }
@@ -358,6 +440,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options) : impl_(std::make
   auto& m = *impl_;
   m.config = config;
   m.options = std::move(options);
+  m.join_job();
   const auto meta = DatasetMeta::load(config.data.dir);
   m.tokenizer = meta.load_tokenizer();
   m.config.model.vocab_size = m.tokenizer->vocab_size();
@@ -371,6 +454,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options) : impl_(std::make
   torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));
   m.model = TransformerLM(m.config.model);
   m.model->to(m.device);
+  m.join_ranks();
   m.build_optimizer();
 }
 
@@ -397,6 +481,7 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
   m.config.train.out_dir = run_dir;
   m.config.validate();
   check_training_fits_in_memory(m.config);
+  m.join_job();
   m.tokenizer = std::move(ckpt.tokenizer);
   m.setup_common(DatasetMeta::load(m.config.data.dir));
   m.model = ckpt.model;
@@ -407,7 +492,16 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
   m.state = ckpt.state;
   m.resumed_from = ckpt.state.step;
   m.sampler->set_state(ckpt.state.sampler_state);
-  if (ckpt.state.torch_rng_state.defined()) set_cpu_rng_state(ckpt.state.torch_rng_state);
+  if (ckpt.state.world_size != m.world_size())
+    throw CheckpointError(path + " was written by a run of " +
+                          std::to_string(ckpt.state.world_size) + " rank(s); resume it with " +
+                          std::to_string(ckpt.state.world_size) + " (this job has " +
+                          std::to_string(m.world_size()) +
+                          "): each rank's batches and dropout continue from where they were");
+  if (m.distributed() && ckpt.state.rank_rng_states.defined())
+    set_cpu_rng_state(ckpt.state.rank_rng_states[m.rank()].clone());
+  else if (ckpt.state.torch_rng_state.defined())
+    set_cpu_rng_state(ckpt.state.torch_rng_state);
   m.info("resuming " + run_dir + " from step " + std::to_string(m.state.step));
   return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
 }
@@ -428,7 +522,7 @@ TrainResult Trainer::run() {
     const auto rec = m.train_one_step(schedule);
     m.log_progress(rec);
     if (rec.step % m.config.eval.every == 0 || rec.step == max_steps) m.evaluate(rec.step);
-    const bool stop = m.options.stop && m.options.stop->load();
+    const bool stop = m.stop_requested();
     const int64_t every = m.config.checkpoint.every;
     if (stop || rec.step == max_steps || (every > 0 && rec.step % every == 0))
       m.save_checkpoints(stop);

@@ -1,5 +1,6 @@
 #include "qkv/train/training_step.h"
 
+#include <chrono>
 #include <cmath>
 
 #include "qkv/runtime/autocast_scope.h"
@@ -16,15 +17,22 @@ constexpr int64_t kEagerStepsBeforeCapture = 2;
 }  // namespace
 
 TrainingStep::TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer,
-                           const Config& config)
+                           const Config& config, std::shared_ptr<ProcessGroup> group)
     : model_(std::move(model)),
       optimizer_(optimizer),
       params_(model_->parameters()),
       accum_steps_(config.train.grad_accum_steps),
       max_norm_(config.train.grad_clip > 0 ? config.train.grad_clip : INFINITY),
       bf16_(config.runtime.dtype == ComputeDtype::kBf16),
-      device_(model_->lm_head_weight().device()) {
-  if (config.runtime.cuda_graph && device_.is_cuda() && CudaGraphStep::available() &&
+      device_(model_->lm_head_weight().device()),
+      group_(std::move(group)) {
+  if (group_ && group_->world_size() > 1) {
+    GradientReducerOptions options;
+    options.bucket_bytes = config.runtime.bucket_mb << 20;
+    options.overlap = config.runtime.overlap_allreduce;
+    reducer_ = std::make_unique<GradientReducer>(params_, group_, options);
+  }
+  if (!reducer_ && config.runtime.cuda_graph && device_.is_cuda() && CudaGraphStep::available() &&
       fused_adamw_available())
     graph_ = std::make_unique<CudaGraphStep>(
         [this](const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& lr) {
@@ -36,6 +44,10 @@ TrainingStep::~TrainingStep() = default;
 
 bool TrainingStep::replaying_graph() const {
   return graph_ && graph_->captured();
+}
+
+int64_t TrainingStep::allreduce_bytes_per_step() const {
+  return reducer_ ? reducer_->bytes_per_step() : 0;
 }
 
 StepOutcome TrainingStep::run(const std::function<Batch()>& next_batch, double lr,
@@ -88,11 +100,23 @@ StepOutcome TrainingStep::run_eager(const std::function<Batch()>& next_batch, do
       loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(device_));
     }
     stage_done(StepStage::kLoss);
+    if (reducer_ && micro == accum_steps_ - 1) reducer_->expect_final_backward();
     (loss / double(accum_steps_)).backward();
     loss_sum += loss.item<double>();
     stage_done(StepStage::kBackward);
   }
   out.loss = loss_sum / double(accum_steps_);
+  if (reducer_) {
+    // Every rank then sees the same loss and gradients, and takes the same decision and step.
+    const auto t0 = std::chrono::steady_clock::now();
+    reducer_->average();
+    auto loss =
+        torch::full({1}, out.loss, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+    group_->all_reduce_sum(loss);
+    out.loss = loss.item<double>() / group_->world_size();
+    out.allreduce_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
   if (std::isfinite(out.loss)) {
     out.grad_norm = clip_gradients(params_, max_norm_);
     adamw_step(optimizer_);

@@ -83,6 +83,11 @@ struct RuntimeConfig {
   // On a GPU, replay the training step as one captured CUDA graph after a few eager steps
   // (LibTorch 2.4+ built with CUDA; ignored elsewhere).
   bool cuda_graph = true;
+  // Data-parallel runs (several ranks): how they talk. auto: NCCL for CUDA, Gloo for CPU.
+  std::string backend = "auto";
+  int64_t timeout_s = 300;         // a collective waiting longer than this ends the run
+  int64_t bucket_mb = 25;          // gradients are all-reduced in buckets of at most this many MB
+  bool overlap_allreduce = false;  // start a bucket's all-reduce during backward
 };
 
 struct Config {

@@ -17,8 +17,9 @@ struct Batch {
 };
 
 // Draws B random windows of block_size + 1 tokens from a token file. Deterministic from the
-// seed; its state is saved in checkpoints so a resumed run draws the same batches. Each
-// data-parallel rank draws its own stream (seeded by seed and rank).
+// seed; its state is saved in checkpoints so a resumed run draws the same batches. Data-parallel
+// ranks share one stream of windows and each reads its own share of every draw, so the job's
+// batch is the same whatever the number of ranks (and the state is the same on every rank).
 class BatchSampler {
  public:
   BatchSampler(std::shared_ptr<const TokenFile> tokens, int64_t batch_size, int64_t block_size,

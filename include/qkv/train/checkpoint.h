@@ -24,7 +24,9 @@ struct TrainingState {
   double best_val_loss = INFINITY;
   int64_t best_step = -1;
   std::string sampler_state;
-  torch::Tensor torch_rng_state;  // CPU generator: dropout draws
+  torch::Tensor torch_rng_state;  // CPU generator: dropout draws (rank 0's)
+  int64_t world_size = 1;         // data-parallel ranks that wrote it
+  torch::Tensor rank_rng_states;  // with several ranks: (world_size, bytes), each rank's generator
 };
 
 // A checkpoint read back: enough to generate, evaluate or resume with no other file.

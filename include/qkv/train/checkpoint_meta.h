@@ -13,6 +13,7 @@ struct CheckpointMeta {
   double best_val_loss = INFINITY;
   int64_t best_step = -1;
   std::string sampler_state;
+  int64_t world_size = 1;  // data-parallel ranks of the run that wrote it
   std::string tokenizer_kind;
   std::string qkv_version;
 

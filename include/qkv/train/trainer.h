@@ -3,11 +3,13 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "qkv/config/config.h"
+#include "qkv/distributed/launch_environment.h"
 
 namespace qkv {
 
@@ -54,16 +56,18 @@ struct TrainResult {
   int64_t best_step = -1;
   double wall_seconds = 0;
   double median_step_ms = 0;
-  std::vector<StepRecord> steps;  // the steps this call ran
+  double median_allreduce_ms = 0;  // data-parallel: the gradients' all-reduce, per step
+  std::vector<StepRecord> steps;   // the steps this call ran
   std::vector<EvalRecord> evals;
 };
 
 struct TrainerOptions {
   // Checked after every step; set it from a signal handler to stop cleanly.
   const std::atomic<bool>* stop = nullptr;
-  // Data-parallel coordinates: only rank 0 writes logs and checkpoints.
-  int rank = 0;
-  int world_size = 1;
+  // The data-parallel job this process is a rank of (none, or a world of 1: it trains alone).
+  // The trainer joins it (runtime.backend, runtime.timeout_s) before reading any data; every rank
+  // trains the same model on its share of each batch, and rank 0 alone writes the run directory.
+  std::optional<LaunchEnvironment> launch;
   // Runs on rank 0 after a periodic last.pt is written (end_of_run false) and once when run()
   // ends, finished or stopped (true). What it returns, if anything, goes to the run's log; a throw
   // is logged as a warning and never ends training. The command line writes report.html here

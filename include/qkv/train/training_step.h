@@ -8,6 +8,7 @@
 
 #include "qkv/config/config.h"
 #include "qkv/data/batch_sampler.h"
+#include "qkv/distributed/gradient_reducer.h"
 #include "qkv/model/step_stage.h"
 #include "qkv/model/transformer_lm.h"
 #include "qkv/train/cuda_graph_step.h"
@@ -15,19 +16,24 @@
 namespace qkv {
 
 struct StepOutcome {
-  double loss = 0;       // mean over the micro-batches
-  double grad_norm = 0;  // total gradient norm before clipping
-  bool updated = false;  // false when the loss was not finite: nothing was changed
+  double loss = 0;          // mean over the micro-batches
+  double grad_norm = 0;     // total gradient norm before clipping
+  bool updated = false;     // false when the loss was not finite: nothing was changed
+  double allreduce_ms = 0;  // data-parallel: time waiting for the gradients' all-reduce
 };
 
 // One optimizer step, the one thing that trains: for each of train.grad_accum_steps micro-batches
 // a forward pass (under bf16 autocast when runtime.dtype says so), the loss and a backward pass
-// weighted 1/grad_accum_steps; then clipping to train.grad_clip (0: none, the norm is still
-// measured), the optimizer step and the gradients' reset. The trainer, `qkv bench` and the
+// weighted 1/grad_accum_steps; with a process group of several ranks, the gradients and the loss
+// averaged over the ranks (GradientReducer); then clipping to train.grad_clip (0: none, the norm is
+// still measured), the optimizer step and the gradients' reset. The trainer, `qkv bench` and the
 // data-parallel trainer all run this.
 class TrainingStep {
  public:
-  TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer, const Config& config);
+  // `group`: the data-parallel ranks to average over (none: this process alone). CUDA graphs are
+  // not used then: the collectives run outside the captured step.
+  TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer, const Config& config,
+               std::shared_ptr<ProcessGroup> group = nullptr);
   ~TrainingStep();
 
   // Runs one step at learning rate `lr` on batches drawn from `next_batch`. A non-finite loss
@@ -39,6 +45,8 @@ class TrainingStep {
   // Whether steps now replay a captured CUDA graph (runtime.cuda_graph on a GPU, after the
   // first eager steps). A step with an on_stage hook always runs eagerly.
   bool replaying_graph() const;
+  // Data-parallel: the bytes of gradients each rank all-reduces per step (0 alone).
+  int64_t allreduce_bytes_per_step() const;
 
  private:
   // The step with every stage in the open, reading the loss before touching the weights.
@@ -59,6 +67,8 @@ class TrainingStep {
   std::unique_ptr<CudaGraphStep> graph_;  // set when the step is to be captured
   int64_t eager_steps_ = 0;
   torch::Tensor step_on_device_;  // the optimizer's step count, as the captured kernel reads it
+  std::shared_ptr<ProcessGroup> group_;
+  std::unique_ptr<GradientReducer> reducer_;  // set with a group of several ranks
 };
 
 }  // namespace qkv

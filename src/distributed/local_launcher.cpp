@@ -1,0 +1,112 @@
+#include "qkv/distributed/local_launcher.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace qkv {
+
+namespace {
+
+// The workers, for the signal handler (which may only use what is async-signal-safe).
+constexpr int kMaxWorkers = 1024;
+volatile pid_t g_workers[kMaxWorkers];
+volatile int g_worker_count = 0;
+
+void forward_signal(int sig) {
+  for (int i = 0; i < g_worker_count; ++i)
+    if (g_workers[i] > 0) kill(g_workers[i], sig);
+}
+
+int exit_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+[[noreturn]] void exec_worker(const std::vector<std::string>& argv, int rank, int nproc,
+                              uint16_t port) {
+  setenv("RANK", std::to_string(rank).c_str(), 1);
+  setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+  setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+  setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  std::fprintf(stderr, "cannot start worker %d (%s): %s\n", rank, args[0], std::strerror(errno));
+  _exit(127);
+}
+
+}  // namespace
+
+uint16_t free_local_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size) != 0) {
+    close(fd);
+    throw std::runtime_error(std::string("no free TCP port on 127.0.0.1: ") + std::strerror(errno));
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+int run_local_workers(const std::vector<std::string>& argv, int nproc, uint16_t master_port) {
+  if (nproc < 1 || nproc > kMaxWorkers)
+    throw std::invalid_argument("nproc " + std::to_string(nproc) + ": expected 1 to " +
+                                std::to_string(kMaxWorkers));
+  struct sigaction forward {};
+  forward.sa_handler = forward_signal;
+  sigemptyset(&forward.sa_mask);
+  struct sigaction old_int {
+  }, old_term{};
+  sigaction(SIGINT, &forward, &old_int);
+  sigaction(SIGTERM, &forward, &old_term);
+  g_worker_count = 0;
+  for (int rank = 0; rank < nproc; ++rank) {
+    const pid_t pid = fork();
+    if (pid == 0) exec_worker(argv, rank, nproc, master_port);
+    if (pid < 0) {
+      forward_signal(SIGTERM);
+      break;
+    }
+    g_workers[g_worker_count] = pid;
+    g_worker_count = g_worker_count + 1;
+  }
+  int result = g_worker_count == nproc ? 0 : 1;
+  for (int left = g_worker_count; left > 0;) {
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < g_worker_count; ++i)
+      if (g_workers[i] == pid) g_workers[i] = -1;
+    --left;
+    if (exit_status(status) != 0 && result == 0) {
+      result = exit_status(status);
+      forward_signal(SIGTERM);  // the job cannot go on without it
+    }
+  }
+  g_worker_count = 0;
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  return result;
+}
+
+}  // namespace qkv

@@ -1,0 +1,69 @@
+#include "qkv/distributed/process_group.h"
+
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "c10d_process_group.h"
+
+namespace qkv {
+
+namespace detail {
+
+std::string collective_error_line(const std::exception& e) {
+  std::string what = e.what();
+  if (auto* c = dynamic_cast<const c10::Error*>(&e)) what = c->what_without_backtrace();
+  return what.substr(0, what.find('\n'));
+}
+
+}  // namespace detail
+
+namespace {
+
+// Rank 0 listens on MASTER_PORT; the others connect, retrying until the timeout.
+c10::intrusive_ptr<c10d::Store> rendezvous(const LaunchEnvironment& env,
+                                           std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions options;
+  options.port = env.master_port;
+  options.isServer = env.rank == 0;
+  options.numWorkers = env.world_size;
+  options.waitWorkers = true;
+  options.timeout = timeout;
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+  } catch (const std::exception& e) {
+    const std::string seconds = std::to_string(timeout.count() / 1000);
+    throw DistributedError(
+        env.rank == 0 ? "rank 0 cannot listen on MASTER_ADDR:MASTER_PORT " + where +
+                            " (port in use, or not this machine's address?) or the other " +
+                            std::to_string(env.world_size - 1) + " rank(s) did not join within " +
+                            seconds + " s: " + detail::collective_error_line(e)
+                      : "rank " + std::to_string(env.rank) +
+                            " cannot reach rank 0 at MASTER_ADDR:MASTER_PORT " + where +
+                            " within " + seconds + " s: " + detail::collective_error_line(e));
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnvironment& env,
+                                                    const ProcessGroupOptions& options) {
+  std::string backend = options.backend;
+  if (backend == "auto") backend = options.device == torch::kCUDA ? "nccl" : "gloo";
+  if (backend != "gloo" && backend != "nccl")
+    throw std::invalid_argument("runtime.backend: expected auto, gloo or nccl, got " + backend);
+  if (backend == "nccl" && options.device != torch::kCUDA)
+    throw std::invalid_argument("runtime.backend nccl reduces CUDA tensors only; use gloo on " +
+                                torch::Device(options.device).str());
+  if (backend == "gloo" && !gloo_available())
+    throw std::invalid_argument(
+        "data-parallel training on the CPU needs Gloo, and this qkv was built without its headers "
+        "(install libgloo-dev and rebuild: scripts/setup.sh does both)");
+  if (backend == "nccl" && !nccl_available())
+    throw std::invalid_argument(
+        "data-parallel training with NCCL needs a CUDA LibTorch and NCCL's headers at build time");
+  auto store = rendezvous(env, options.timeout);
+  return backend == "nccl" ? detail::make_nccl_group(store, env, options.timeout)
+                           : detail::make_gloo_group(store, env, options.timeout);
+}
+
+}  // namespace qkv
