@@ -213,7 +213,8 @@ std::string train_args(const TempDir& dir, const std::string& run, int batch, in
          " --set data.dir=" + (dir / "data") + " --set train.out_dir=" + (dir / run) +
          " --set train.batch_size=" + std::to_string(batch) +
          " --set train.max_steps=" + std::to_string(steps) + " --set model.dropout=" + dropout +
-         " --set runtime.timeout_s=30";
+         " --set runtime.timeout_s=30" +
+         " --set optim.decay_steps=20";  // one schedule whatever max_steps
 }
 
 std::vector<double> step_losses(const std::string& run_dir) {

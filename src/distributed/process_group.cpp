@@ -18,6 +18,22 @@ std::string collective_error_line(const std::exception& e) {
 
 namespace {
 
+// c10d logs each failed bind or connect attempt on its own; the failure reaches the user once, as
+// the DistributedError line.
+class QuietC10dLogs {
+ public:
+#ifdef C10_USE_GLOG
+  QuietC10dLogs() : saved_(FLAGS_minloglevel) { FLAGS_minloglevel = 3; }
+  ~QuietC10dLogs() { FLAGS_minloglevel = saved_; }
+#else
+  QuietC10dLogs() : saved_(FLAGS_caffe2_log_level) { FLAGS_caffe2_log_level = 3; }
+  ~QuietC10dLogs() { FLAGS_caffe2_log_level = saved_; }
+#endif
+
+ private:
+  int saved_;
+};
+
 // Rank 0 listens on MASTER_PORT; the others connect, retrying until the timeout.
 c10::intrusive_ptr<c10d::Store> rendezvous(const LaunchEnvironment& env,
                                            std::chrono::milliseconds timeout) {
@@ -61,6 +77,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnvironment& env
   if (backend == "nccl" && !nccl_available())
     throw std::invalid_argument(
         "data-parallel training with NCCL needs a CUDA LibTorch and NCCL's headers at build time");
+  QuietC10dLogs quiet;
   auto store = rendezvous(env, options.timeout);
   return backend == "nccl" ? detail::make_nccl_group(store, env, options.timeout)
                            : detail::make_gloo_group(store, env, options.timeout);
