@@ -31,6 +31,11 @@ cmake -S "$root" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
 # The CUDA sources, not their CPU-only stand-ins, are what this build must compile.
 grep -q "src/train/cuda_graph_step.cpp.o:" "$dir/build/build.ninja" ||
   { echo "check_libtorch2: the wheel's LibTorch is not a CUDA build" >&2; exit 1; }
+# So are c10d's NCCL and Gloo process groups (data-parallel training on GPUs and CPUs).
+for source in nccl_group gloo_group; do
+  grep -q "src/distributed/$source.cpp.o:" "$dir/build/build.ninja" ||
+    { echo "check_libtorch2: $source.cpp is not in the build (nccl.h or Gloo headers?)" >&2; exit 1; }
+done
 cmake --build "$dir/build"
 ctest --test-dir "$dir/build" --output-on-failure -j "$(nproc)"
-echo "check_libtorch2: LibTorch $version (CUDA build) compiled, linked and passed on the CPU"
+echo "check_libtorch2: LibTorch $version (CUDA build, NCCL and Gloo process groups) compiled, linked and passed on the CPU"
