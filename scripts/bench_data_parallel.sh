@@ -2,7 +2,7 @@
 # Data-parallel training measured: the step time of 1 rank against 2 ranks (same batch per rank),
 # the gradient all-reduce's time, bytes and bandwidth over loopback, with the all-reduce after
 # backward and overlapped with it, and (as root, where `ip netns` works) across two network
-# namespaces joined by a veth pair shaped by netem to 10 and 1 Gbit/s.
+# namespaces joined by a veth pair shaped to 10 and 1 Gbit/s.
 #   scripts/bench_data_parallel.sh [STEPS] [CONFIG...]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +22,12 @@ cleanup() {
 trap cleanup EXIT
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
+
+# The all-reduce alone (qkv bench --allreduce: GradientReducer::average after a barrier, so
+# without the wait for a slower rank that the training figure includes).
+allreduce_line() {
+  "$qkv" bench "$1" --allreduce --repeats 10 --nproc 2 --set runtime.threads=1 2> /dev/null
+}
 
 # Whatever the run's figures are, from rank 0's log.
 figures() {
@@ -47,9 +53,16 @@ if [ "$(id -u)" -eq 0 ] && ip netns add "$ns0" 2> /dev/null && ip netns add "$ns
   netns_ok=true
 fi
 
-shape() {  # shape RATE: both ends of the veth pair
-  ip netns exec "$ns0" tc qdisc replace dev qvb0 root netem rate "$1"
-  ip netns exec "$ns1" tc qdisc replace dev qvb1 root netem rate "$1"
+# shape RATE BURST: both ends of the veth pair, with netem where the kernel has it, else a token bucket
+# (this project's kernel, 6.18, has no sch_netem: "Specified qdisc kind is unknown").
+shape() {
+  local ns dev
+  for pair in "$ns0 qvb0" "$ns1 qvb1"; do
+    read -r ns dev <<< "$pair"
+    ip netns exec "$ns" tc qdisc replace dev "$dev" root netem rate "$1" 2> /dev/null ||
+      ip netns exec "$ns" tc qdisc replace dev "$dev" root tbf rate "$1" burst "$2" latency 100ms
+  done
+  qdisc="$(ip netns exec "$ns0" tc qdisc show dev qvb0 | awk '{print $2}')"
 }
 
 for config in "${configs[@]}"; do
@@ -57,26 +70,40 @@ for config in "${configs[@]}"; do
   common=(--no-prepare --set "train.max_steps=$steps" --set eval.batches=1 --set checkpoint.every=0
     --set checkpoint.report=false)
   echo "== $config, $steps steps"
-  "$qkv" train "$config" "${common[@]}" --set "train.out_dir=$work/one" 2> "$work/log"
+  "$qkv" train "$config" "${common[@]}" --set "train.out_dir=$work/one" 2> "$work/log" ||
+    { tail -3 "$work/log"; exit 1; }
   printf '1 rank, %s threads          ' "$(nproc)"; figures "$work/log"
+  printf '2 ranks loopback, alone:      '; allreduce_line "$config"
   for overlap in false true; do
     "$qkv" train "$config" "${common[@]}" --set "train.out_dir=$work/two_$overlap" \
-      --set runtime.threads=1 --set "runtime.overlap_allreduce=$overlap" --nproc 2 2> "$work/log"
+      --set runtime.threads=1 --set "runtime.overlap_allreduce=$overlap" --nproc 2 2> "$work/log" ||
+      { tail -3 "$work/log"; exit 1; }
     printf '2 ranks loopback, overlap %-5s' "$overlap"; figures "$work/log"
   done
   if $netns_ok; then
-    for rate in 10gbit 1gbit; do
-      shape "$rate"
-      port=29533
+    # A token bucket lets BURST bytes through at line rate: about 1 ms worth of the rate.
+    for shaping in "10gbit 1250kb" "1gbit 125kb"; do
+      read -r rate burst <<< "$shaping"
+      shape "$rate" "$burst"
+      port=$((29533 + RANDOM % 1000))
       launch() {
         ip netns exec "$1" env RANK="$2" WORLD_SIZE=2 MASTER_ADDR=10.232.0.1 MASTER_PORT=$port \
-          "$qkv" train "$config" "${common[@]}" --set "train.out_dir=$work/veth" \
+          "$qkv" train "$config" "${common[@]}" --set "train.out_dir=$work/veth_$rate" \
           --set runtime.threads=1
       }
       launch "$ns1" 1 > /dev/null 2>&1 &
-      launch "$ns0" 0 > /dev/null 2> "$work/log"
+      launch "$ns0" 0 > /dev/null 2> "$work/log" || { tail -3 "$work/log"; exit 1; }
       wait
-      printf '2 ranks veth netem %-7s   ' "$rate"; figures "$work/log"
+      bench_in() {
+        ip netns exec "$1" env RANK="$2" WORLD_SIZE=2 MASTER_ADDR=10.232.0.1 \
+          MASTER_PORT=$((port + 1)) "$qkv" bench "$config" --allreduce --repeats 10 \
+          --set runtime.threads=1
+      }
+      bench_in "$ns1" 1 > /dev/null 2>&1 &
+      printf '2 ranks veth %-5s %-7s alone: ' "$qdisc" "$rate"
+      bench_in "$ns0" 0 2> /dev/null
+      wait
+      printf '2 ranks veth %-5s %-7s   ' "$qdisc" "$rate"; figures "$work/log"
     done
   else
     echo "2 ranks over veth: skipped (needs root and ip netns)"

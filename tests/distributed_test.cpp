@@ -320,6 +320,20 @@ TEST_F(DataParallelCli, AKilledRankEndsTheOtherWithOneLineAndLastCheckpointLoads
   EXPECT_GE(ckpt.state.step, 5);
 }
 
+TEST_F(DataParallelCli, SigtermToNprocStopsEveryWorkerAfterTheSameStepWithACheckpoint) {
+  const auto args = train_args(dir_, "run", 4, 100000) + " --set checkpoint.every=5 --nproc 2";
+  const std::string command = qkv_bin() + " train " + args + " > /dev/null & pid=$!; " +
+                              "for i in $(seq 600); do [ -e " + (dir_ / "run/last.pt") +
+                              " ] && break; sleep 0.1; done; kill -TERM $pid; wait $pid";
+  const auto o = shell(command);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.err.find("rank 0 info stopped at step"), std::string::npos) << o.err;
+  const auto ckpt = qkv::Checkpoint::load(dir_ / "run/last.pt");
+  EXPECT_EQ(ckpt.state.world_size, 2);
+  // The checkpoint is of the step the job stopped after: the metrics end there too.
+  EXPECT_EQ(qkv::RunMetrics::load(dir_ / "run/metrics.jsonl").steps.back().step, ckpt.state.step);
+}
+
 TEST_F(DataParallelCli, NprocReportsAFailedWorker) {
   // A worker that cannot start training (no such config key) fails the job, non-zero.
   auto o = shell(qkv_bin() + " train " + train_args(dir_, "bad", 4) +

@@ -6,6 +6,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "qkv/bench/allreduce_benchmark.h"
+#include "qkv/distributed/launch_environment.h"
+
 #include "commands.h"
 #include "qkv/bench/training_benchmark.h"
 #include "qkv/data/data_preparer.h"
@@ -93,13 +96,52 @@ void print_table(const std::string& config, const BenchmarkOptions& options,
 
 }  // namespace
 
+namespace {
+
+int run_allreduce_bench(const BenchArgs& args, Config config) {
+  const auto launch = LaunchEnvironment::from_environment();
+  if (args.nproc > 1 && launch)
+    throw std::invalid_argument("--nproc under a launcher that already set WORLD_SIZE");
+  if (args.nproc > 1) return launch_local_job(args.nproc, args.worker_argv);
+  if (!launch || launch->world_size < 2)
+    throw std::invalid_argument(
+        "--allreduce needs 2 or more ranks: --nproc N, or a launcher's RANK and WORLD_SIZE");
+  if (launch->rank != 0) spdlog::set_level(spdlog::level::warn);
+  start_runtime(static_cast<int>(config.runtime.threads));
+  if (config.model.vocab_size <= 0) config.model.vocab_size = ModelConfig{}.vocab_size;
+  const auto r = run_allreduce_benchmark(config, *launch, args.repeats);
+  if (launch->rank != 0) return 0;
+  if (args.json) {
+    std::cout << nlohmann::json({{"config", args.config},
+                                 {"ranks", r.ranks},
+                                 {"backend", r.backend},
+                                 {"bytes", r.bytes},
+                                 {"buckets", r.buckets},
+                                 {"median_ms", r.median_ms},
+                                 {"algorithm_gb_per_s", r.algorithm_gb_per_s},
+                                 {"bus_gb_per_s", r.bus_gb_per_s}})
+                     .dump()
+              << "\n";
+  } else {
+    std::printf(
+        "gradient all-reduce, %d ranks (%s): %.2f MB in %lld bucket(s), median %.2f ms over %d; "
+        "%.2f GB/s algorithm bandwidth, %.2f GB/s bus bandwidth\n",
+        r.ranks, r.backend.c_str(), double(r.bytes) / 1e6, (long long)r.buckets, r.median_ms,
+        args.repeats, r.algorithm_gb_per_s, r.bus_gb_per_s);
+  }
+  return 0;
+}
+
+}  // namespace
+
 int run_bench(const BenchArgs& args) {
-  args.options.validate();  // before the set-up: bad options fail at once
   Config config = Config::load(args.config, args.overrides);
-  auto runtime = start_runtime(static_cast<int>(config.runtime.threads));
   // The vocabulary of the prepared data when there is some; otherwise the config's.
   if (std::filesystem::exists(config.data.dir + "/meta.json"))
     config.model.vocab_size = DatasetMeta::load(config.data.dir).vocab_size;
+  if (args.allreduce) return run_allreduce_bench(args, config);
+  args.options.validate();  // before the set-up: bad options fail at once
+  auto runtime = start_runtime(static_cast<int>(config.runtime.threads));
   const BenchmarkOptions& options = args.options;
   auto r = run_benchmark(config, options);
   r.threads = runtime.threads;

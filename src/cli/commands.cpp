@@ -79,21 +79,16 @@ int run_prepare(const PrepareArgs& args) {
   return 0;
 }
 
-namespace {
-
-// `--nproc N`: this command line again as N workers of one job on this machine.
-int launch_workers(const TrainArgs& args) {
+int launch_local_job(int nproc, const std::vector<std::string>& worker_argv) {
   uint16_t port = 0;
   if (const char* p = std::getenv("MASTER_PORT"); p && *p)
     port = static_cast<uint16_t>(std::atoi(p));
   if (port == 0) port = free_local_port();
-  spdlog::info("starting {} data-parallel workers (rendezvous at 127.0.0.1:{})", args.nproc, port);
-  const int status = run_local_workers(args.worker_argv, args.nproc, port);
+  spdlog::info("starting {} data-parallel workers (rendezvous at 127.0.0.1:{})", nproc, port);
+  const int status = run_local_workers(worker_argv, nproc, port);
   if (status != 0) spdlog::error("a worker failed (exit status {}); the job stopped", status);
   return status;
 }
-
-}  // namespace
 
 int run_train(const TrainArgs& args) {
   const auto launch = LaunchEnvironment::from_environment();
@@ -101,7 +96,7 @@ int run_train(const TrainArgs& args) {
     throw std::invalid_argument("--nproc " + std::to_string(args.nproc) +
                                 " under a launcher that already set WORLD_SIZE=" +
                                 std::to_string(launch->world_size) + ": use one or the other");
-  if (args.nproc > 1) return launch_workers(args);
+  if (args.nproc > 1) return launch_local_job(args.nproc, args.worker_argv);
   if (launch && launch->rank != 0) spdlog::set_level(spdlog::level::warn);  // rank 0 speaks
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);

@@ -37,6 +37,9 @@ struct TrainArgs {
   std::vector<std::string> worker_argv;  // the command line a worker runs (without --nproc)
 };
 
+// `--nproc N`: `worker_argv` again as N workers of one data-parallel job on this machine.
+int launch_local_job(int nproc, const std::vector<std::string>& worker_argv);
+
 struct GenerateArgs {
   std::string checkpoint;  // file or run directory
   std::string prompt;
@@ -58,6 +61,10 @@ struct BenchArgs {
   std::string config = "configs/shakespeare_char.yaml";
   std::vector<std::string> overrides;
   bool json = false;
+  bool allreduce = false;  // time the gradients' all-reduce instead (2 or more ranks)
+  int repeats = 10;
+  int nproc = 1;
+  std::vector<std::string> worker_argv;
   BenchmarkOptions options;
 };
 

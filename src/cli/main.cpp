@@ -138,6 +138,15 @@ CLI::App* add_bench(CLI::App& app, BenchArgs& a) {
   cmd->add_flag("--json", a.json, "Print one JSON object");
   cmd->add_flag_callback(
       "--no-generation", [&o] { o.generation = false; }, "Skip generation and evaluation");
+  cmd->add_flag("--allreduce", a.allreduce,
+                "Time the data-parallel gradient all-reduce instead (with --nproc N or under a "
+                "launcher)");
+  cmd->add_option("--repeats", a.repeats, "Timed all-reduces")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--nproc", a.nproc, "Workers to start on this machine (with --allreduce)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   return cmd;
 }
 
@@ -286,6 +295,7 @@ int main(int argc, char** argv) {
   }
   if (verbose) spdlog::set_level(spdlog::level::debug);
   train.worker_argv = worker_command_line(argc, argv);
+  bench.worker_argv = train.worker_argv;
 
   try {
     if (*prepare_cmd) return run_prepare(prepare);
