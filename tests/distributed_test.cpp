@@ -322,9 +322,10 @@ TEST_F(DataParallelCli, AKilledRankEndsTheOtherWithOneLineAndLastCheckpointLoads
 
 TEST_F(DataParallelCli, SigtermToNprocStopsEveryWorkerAfterTheSameStepWithACheckpoint) {
   const auto args = train_args(dir_, "run", 4, 100000) + " --set checkpoint.every=5 --nproc 2";
-  const std::string command = qkv_bin() + " train " + args + " > /dev/null & pid=$!; " +
+  // In braces: the launcher's stderr is what the test reads.
+  const std::string command = "{ " + qkv_bin() + " train " + args + " > /dev/null & pid=$!; " +
                               "for i in $(seq 600); do [ -e " + (dir_ / "run/last.pt") +
-                              " ] && break; sleep 0.1; done; kill -TERM $pid; wait $pid";
+                              " ] && break; sleep 0.1; done; kill -TERM $pid; wait $pid; }";
   const auto o = shell(command);
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_NE(o.err.find("rank 0 info stopped at step"), std::string::npos) << o.err;

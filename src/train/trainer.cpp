@@ -230,7 +230,9 @@ struct Trainer::Impl {
     state.world_size = world_size();
     if (distributed()) {
       check_ranks_agree();
-      state.rank_rng_states = torch::stack(group->all_gather(cpu_rng_state()));
+      // NCCL gathers CUDA tensors only.
+      auto states = group->all_gather(cpu_rng_state().to(device));
+      state.rank_rng_states = torch::stack(states).to(torch::kCPU);
     }
     if (!writer()) return "";
     state.sampler_state = sampler->state();
