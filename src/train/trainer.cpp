@@ -336,14 +336,15 @@ struct Trainer::Impl {
     StepRecord rec{state.step,        outcome.loss, lr,
                    outcome.grad_norm, ms,           tokens_per_step() / (ms / 1000.0)};
     result.steps.push_back(rec);
-    append_metrics({{"type", "step"},
-                    {"step", rec.step},
-                    {"loss", rec.loss},
-                    {"lr", rec.lr},
-                    {"grad_norm", rec.grad_norm},
-                    {"ms", rec.ms},
-                    {"tokens_per_s", rec.tokens_per_s},
-                    {"allreduce_ms", outcome.allreduce_ms}});
+    nlohmann::json record = {{"type", "step"},
+                             {"step", rec.step},
+                             {"loss", rec.loss},
+                             {"lr", rec.lr},
+                             {"grad_norm", rec.grad_norm},
+                             {"ms", rec.ms},
+                             {"tokens_per_s", rec.tokens_per_s}};
+    if (distributed()) record["allreduce_ms"] = outcome.allreduce_ms;
+    append_metrics(record);
     return rec;
   }
 
