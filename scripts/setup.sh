@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs qkv's system dependencies from Debian's archive (idempotent), makes OpenBLAS the BLAS
-# that LibTorch uses, then configures and builds into build/. Run as root or with sudo.
+# that LibTorch uses, then configures and builds into build/. Run it as root, or as a user with
+# sudo: it calls sudo for the package and BLAS steps only, so build/ belongs to the user.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
