@@ -38,4 +38,14 @@ for source in nccl_group gloo_group; do
 done
 cmake --build "$dir/build"
 ctest --test-dir "$dir/build" --output-on-failure -j "$(nproc)"
-echo "check_libtorch2: LibTorch $version (CUDA build, NCCL and Gloo process groups) compiled, linked and passed on the CPU"
+# torchrun of the same PyTorch launches qkv as its workers: its agent serves the rendezvous store.
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+for i in $(seq 300); do echo "The king speaks of the river bank, line $i."; done > "$scratch/corpus.txt"
+"$dir/venv/bin/torchrun" --no-python --nproc-per-node 2 "$dir/build/qkv" train \
+  "$root/configs/tiny.yaml" --set "data.files=$scratch/corpus.txt" --set "data.dir=$scratch/data" \
+  --set "train.out_dir=$scratch/run" --set train.max_steps=5 --set runtime.timeout_s=60 \
+  > "$scratch/torchrun.log" 2>&1 || { tail -20 "$scratch/torchrun.log" >&2; exit 1; }
+grep -q "rank 0 info 2 ranks (gloo)" "$scratch/torchrun.log" ||
+  { echo "check_libtorch2: torchrun did not run 2 ranks" >&2; exit 1; }
+echo "check_libtorch2: LibTorch $version (CUDA build, NCCL and Gloo process groups) compiled, linked and passed on the CPU; torchrun launched 2 ranks"

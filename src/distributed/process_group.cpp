@@ -1,6 +1,9 @@
 #include "qkv/distributed/process_group.h"
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <cstdlib>
 
 #include "c10d_process_group.h"
 
@@ -23,29 +26,50 @@ namespace {
 class QuietC10dLogs {
  public:
 #ifdef C10_USE_GLOG
-  QuietC10dLogs() : saved_(FLAGS_minloglevel) { FLAGS_minloglevel = 3; }
-  ~QuietC10dLogs() { FLAGS_minloglevel = saved_; }
+  QuietC10dLogs() : saved_(FLAGS_minloglevel) {
+    FLAGS_minloglevel = 3;
+  }
+  ~QuietC10dLogs() {
+    FLAGS_minloglevel = saved_;
+  }
 #else
-  QuietC10dLogs() : saved_(FLAGS_caffe2_log_level) { FLAGS_caffe2_log_level = 3; }
-  ~QuietC10dLogs() { FLAGS_caffe2_log_level = saved_; }
+  QuietC10dLogs() : saved_(FLAGS_caffe2_log_level) {
+    FLAGS_caffe2_log_level = 3;
+  }
+  ~QuietC10dLogs() {
+    FLAGS_caffe2_log_level = saved_;
+  }
 #endif
 
  private:
   int saved_;
 };
 
-// Rank 0 listens on MASTER_PORT; the others connect, retrying until the timeout.
-c10::intrusive_ptr<c10d::Store> rendezvous(const LaunchEnvironment& env,
+// torchrun's agent already serves a store at MASTER_ADDR:MASTER_PORT and says so in
+// TORCHELASTIC_USE_AGENT_STORE: then every rank is its client, under the key prefix PyTorch's own
+// workers use. Otherwise rank 0 listens and the others connect, retrying until the timeout.
+c10::intrusive_ptr<c10d::Store> open_store(const LaunchEnvironment& env,
                                            std::chrono::milliseconds timeout) {
+  const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  const bool agent_store = agent && std::string(agent) == "True";
   c10d::TCPStoreOptions options;
   options.port = env.master_port;
-  options.isServer = env.rank == 0;
+  options.isServer = env.rank == 0 && !agent_store;
   options.numWorkers = env.world_size;
-  options.waitWorkers = true;
+  options.waitWorkers = !agent_store;
   options.timeout = timeout;
+  auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+  if (!agent_store) return store;
+  const char* attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
+  return c10::make_intrusive<c10d::PrefixStore>(
+      std::string("/worker/attempt_") + (attempt ? attempt : "0"), store);
+}
+
+c10::intrusive_ptr<c10d::Store> rendezvous(const LaunchEnvironment& env,
+                                           std::chrono::milliseconds timeout) {
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
-    return c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    return open_store(env, timeout);
   } catch (const std::exception& e) {
     const std::string seconds = std::to_string(timeout.count() / 1000);
     throw DistributedError(
