@@ -80,10 +80,9 @@ int run_prepare(const PrepareArgs& args) {
 }
 
 int launch_local_job(int nproc, const std::vector<std::string>& worker_argv) {
-  uint16_t port = 0;
-  if (const char* p = std::getenv("MASTER_PORT"); p && *p)
-    port = static_cast<uint16_t>(std::atoi(p));
-  if (port == 0) port = free_local_port();
+  // A MASTER_PORT that is not a port is refused, not replaced by a free one.
+  const auto chosen = LaunchEnvironment::master_port_from_environment();
+  const uint16_t port = chosen ? *chosen : free_local_port();
   spdlog::info("starting {} data-parallel workers (rendezvous at 127.0.0.1:{})", nproc, port);
   const int status = run_local_workers(worker_argv, nproc, port);
   if (status != 0) spdlog::error("a worker failed (exit status {}); the job stopped", status);

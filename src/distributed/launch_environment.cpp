@@ -44,11 +44,16 @@ std::optional<LaunchEnvironment> LaunchEnvironment::from_environment() {
   else if (env.world_size > 1)
     throw std::invalid_argument("MASTER_ADDR is not set (rank 0's address, for WORLD_SIZE " +
                                 std::to_string(env.world_size) + ")");
-  if (variable("MASTER_PORT"))
-    env.master_port = static_cast<uint16_t>(integer_variable("MASTER_PORT", 1, 65535));
+  if (const auto port = master_port_from_environment())
+    env.master_port = *port;
   else if (env.world_size > 1)
     throw std::invalid_argument("MASTER_PORT is not set (a free TCP port on MASTER_ADDR)");
   return env;
+}
+
+std::optional<uint16_t> LaunchEnvironment::master_port_from_environment() {
+  if (!variable("MASTER_PORT")) return std::nullopt;
+  return static_cast<uint16_t>(integer_variable("MASTER_PORT", 1, 65535));
 }
 
 std::string LaunchEnvironment::describe() const {

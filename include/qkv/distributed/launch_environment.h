@@ -18,6 +18,9 @@ struct LaunchEnvironment {
   // The job this process belongs to, or nothing when WORLD_SIZE is unset (a single process).
   // Throws std::invalid_argument naming the variable when one is set but malformed or missing.
   static std::optional<LaunchEnvironment> from_environment();
+  // MASTER_PORT when set (a launcher choosing the port for its workers); throws
+  // std::invalid_argument naming it when it is not a port number.
+  static std::optional<uint16_t> master_port_from_environment();
   // The variables a worker of this job needs, as NAME=VALUE.
   std::string describe() const;
 };
