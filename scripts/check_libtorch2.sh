@@ -10,16 +10,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${QKV_LIBTORCH2_DIR:-$root/build-libtorch2}"
 version="${QKV_TORCH_VERSION:-2.11.0}"
-python="$(command -v python3)"
 
-mkdir -p "$dir"
-if ! "$python" -c 'import venv, ensurepip' 2> /dev/null; then
-  echo "check_libtorch2: $python cannot make a virtual environment (install python3-venv)" >&2
-  exit 1
-fi
-[ -x "$dir/venv/bin/python" ] || "$python" -m venv "$dir/venv"
-echo "check_libtorch2: torch==$version into $dir/venv (pip caches the download)"
-"$dir/venv/bin/pip" install --quiet --disable-pip-version-check "torch==$version"
+# The same environment the tests use (torch, transformers): one download, one install.
+QKV_LIBTORCH2_DIR="$dir" QKV_TORCH_VERSION="$version" bash "$root/scripts/setup_test_python.sh"
 
 # The wheel's torch/ directory as the prefix: CMake then finds its TorchConfig.cmake and its
 # lib/ before Debian's libtorch.so in /usr/lib.

@@ -16,6 +16,7 @@
 #include "qkv/distributed/launch_environment.h"
 #include "qkv/distributed/local_launcher.h"
 #include "qkv/eval/perplexity_evaluator.h"
+#include "qkv/export/model_export.h"
 #include "qkv/generate/text_generator.h"
 #include "qkv/report/training_report.h"
 #include "qkv/runtime/progress_line.h"
@@ -261,6 +262,21 @@ int run_eval(const EvalArgs& args) {
   const auto data = read_eval_tokens(args.data, *ckpt.tokenizer);
   print_perplexity(args, ckpt,
                    evaluate_perplexity(ckpt.model, data.tokens, data.bytes, args.options));
+  return 0;
+}
+
+int run_export(const ExportArgs& args) {
+  const ExportFormat format = export_format_from_string(args.format);  // before the load
+  auto ckpt = load_for_inference(args.checkpoint, RuntimeArgs{"cpu", 0});
+  const ExportResult result = export_model(ckpt, format, args.out);
+  for (const auto& note : result.notes) spdlog::info("note: {}", note);
+  std::string files;
+  for (const auto& f : result.files) files += (files.empty() ? "" : ", ") + f;
+  spdlog::info("exported {} to {}/ ({})", ckpt.path, result.dir, files);
+  if (format == ExportFormat::kHuggingFace)
+    spdlog::info("load it with transformers: GPT2LMHeadModel.from_pretrained(\"{}\"), "
+                 "AutoTokenizer.from_pretrained(\"{}\")",
+                 result.dir, result.dir);
   return 0;
 }
 

@@ -92,7 +92,14 @@ struct ReportArgs {
   RuntimeArgs runtime;
 };
 
+struct ExportArgs {
+  std::string checkpoint;  // file, run directory or safetensors export
+  std::string format = "safetensors";
+  std::string out;
+};
+
 int run_prepare(const PrepareArgs& args);
+int run_export(const ExportArgs& args);
 int run_attention(const AttentionArgs& args);
 int run_embed(const EmbedArgs& args);
 int run_report(const ReportArgs& args);

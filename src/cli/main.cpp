@@ -16,6 +16,7 @@
 #include "qkv/config/config.h"
 #include "qkv/data/data_preparer.h"
 #include "qkv/runtime/invalid_option.h"
+#include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/trainer.h"
 
 namespace {
@@ -188,6 +189,18 @@ CLI::App* add_report(CLI::App& app, ReportArgs& a) {
   return cmd;
 }
 
+CLI::App* add_export(CLI::App& app, ExportArgs& a) {
+  auto* cmd = app.add_subcommand(
+      "export", "Write a model as safetensors (qkv reads it back) or for Hugging Face (GPT-2)");
+  cmd->add_option("checkpoint", a.checkpoint, "Checkpoint file or run directory")->required();
+  cmd->add_option("--format", a.format,
+                  "safetensors: qkv's names, config and tokenizer; hf: GPT2LMHeadModel's layout")
+      ->check(CLI::IsMember({"safetensors", "hf"}))
+      ->capture_default_str();
+  cmd->add_option("--out", a.out, "Directory to create (must not exist, or be empty)")->required();
+  return cmd;
+}
+
 // "qkv trian": CLI11 would say only that a subcommand is required.
 std::string unknown_command(const CLI::App& app, int argc, char** argv) {
   std::vector<std::string> names;
@@ -274,6 +287,7 @@ int main(int argc, char** argv) {
   AttentionArgs attention;
   EmbedArgs embed;
   ReportArgs report;
+  ExportArgs export_args;
   auto* prepare_cmd = add_prepare(app, prepare);
   auto* train_cmd = add_train(app, train);
   auto* generate_cmd = add_generate(app, generate);
@@ -282,6 +296,11 @@ int main(int argc, char** argv) {
   auto* attention_cmd = add_attention(app, attention);
   auto* embed_cmd = add_embed(app, embed);
   auto* report_cmd = add_report(app, report);
+  auto* export_cmd = add_export(app, export_args);
+  app.set_version_flag("--version", [] {
+    return std::string("qkv ") + QKV_VERSION + "\nLibTorch " + qkv::libtorch_version() +
+           "\nBLAS " + qkv::describe_blas();
+  });
   if (const std::string error = unknown_command(app, argc, argv); !error.empty()) {
     spdlog::error(error);
     return 2;
@@ -306,6 +325,7 @@ int main(int argc, char** argv) {
     if (*attention_cmd) return run_attention(attention);
     if (*embed_cmd) return run_embed(embed);
     if (*report_cmd) return run_report(report);
+    if (*export_cmd) return run_export(export_args);
   } catch (const std::exception& e) {
     spdlog::error(first_line(user_message(e)));
     return 1;

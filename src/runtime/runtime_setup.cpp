@@ -14,6 +14,7 @@
 
 #include <torch/cuda.h>
 #include <torch/utils.h>
+#include <torch/version.h>
 
 namespace qkv {
 
@@ -81,7 +82,6 @@ RuntimeInfo configure_runtime(int threads) {
   const int wanted = threads > 0 ? threads : hardware_cores();
   using SetThreads = void (*)(int);
   using GetThreads = int (*)();
-  using GetConfig = char* (*)();
   auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   auto get_blas = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
   if (set_blas) {
@@ -96,16 +96,24 @@ RuntimeInfo configure_runtime(int threads) {
   }
   torch::set_num_threads(info.threads);
   if (get_blas) info.blas_threads = get_blas();
+  info.blas = describe_blas();
+  return info;
+}
+
+std::string describe_blas() {
+  using GetConfig = char* (*)();
   std::string path = loaded_blas_path();
   if (auto config = reinterpret_cast<GetConfig>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
-    info.blas = std::string(config()) + " (" + path + ")";
-  else if (!path.empty())
-    info.blas = path.find("/blas/") != std::string::npos
-                    ? "reference BLAS, slow: install libopenblas0-pthread (" + path + ")"
-                    : path;
-  else
-    info.blas = "none loaded (LibTorch's built-in kernels or MKL)";
-  return info;
+    return std::string(config()) + " (" + path + ")";
+  if (!path.empty())
+    return path.find("/blas/") != std::string::npos
+               ? "reference BLAS, slow: install libopenblas0-pthread (" + path + ")"
+               : path;
+  return "none loaded (LibTorch's built-in kernels or MKL)";
+}
+
+std::string libtorch_version() {
+  return TORCH_VERSION;
 }
 
 std::string resolve_device(const std::string& requested) {

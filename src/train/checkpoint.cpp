@@ -12,6 +12,7 @@
 
 #include "qkv/data/file_bytes.h"
 #include "qkv/data/sha256.h"
+#include "qkv/export/model_export.h"
 #include "qkv/train/checkpoint_meta.h"
 
 namespace qkv {
@@ -124,7 +125,12 @@ std::string Checkpoint::resolve(const std::string& p) {
   if (fs::is_directory(p)) {
     for (const char* name : {"best.pt", "last.pt"})
       if (fs::is_regular_file(fs::path(p) / name)) return (fs::path(p) / name).string();
-    throw CheckpointError(p + ": run directory has no best.pt or last.pt");
+    if (is_safetensors_export(p)) return p;
+    if (fs::is_regular_file(fs::path(p) / "config.json"))
+      throw CheckpointError(p + ": a Hugging Face export, which transformers reads; qkv reads "
+                                "its own safetensors export, a run directory or a checkpoint");
+    throw CheckpointError(p + ": neither a run directory (best.pt or last.pt) nor a safetensors "
+                              "export (model.safetensors and config.yaml)");
   }
   if (!fs::is_regular_file(p)) throw CheckpointError(p + ": checkpoint not found");
   return p;
@@ -133,6 +139,7 @@ std::string Checkpoint::resolve(const std::string& p) {
 Checkpoint Checkpoint::load(const std::string& file_or_dir) {
   Checkpoint c;
   c.path = resolve(file_or_dir);
+  if (fs::is_directory(c.path)) return load_safetensors_export(c.path);
   const std::string bytes = read_file_bytes(c.path);
   bool checked = false;
   const std::string_view archive = verified_archive(c.path, bytes, &checked);
@@ -175,6 +182,7 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
 }
 
 void Checkpoint::load_optimizer(torch::optim::Optimizer& optimizer) const {
+  if (!archive_) throw CheckpointError(path + ": an exported model carries no optimizer state");
   try {
     torch::serialize::InputArchive optimizer_archive;
     archive_->read("optimizer", optimizer_archive);

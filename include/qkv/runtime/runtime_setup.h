@@ -22,6 +22,13 @@ RuntimeInfo configure_runtime(int threads);
 // kernels when it is loaded, so the value only takes effect in a process started with it set.
 std::string better_openblas_coretype();
 
+// The CPU's BLAS as loaded in this process: OpenBLAS's own description and its file, else the
+// library's path, else "none loaded ...".
+std::string describe_blas();
+
+// The LibTorch this program was built with, e.g. "2.11.0".
+std::string libtorch_version();
+
 // Resolves "auto" | "cpu" | "cuda" to a device name, or throws naming the value.
 std::string resolve_device(const std::string& requested);
 

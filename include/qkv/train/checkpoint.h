@@ -39,11 +39,13 @@ struct Checkpoint {
   std::string qkv_version;
 
   // Throws CheckpointError naming the file when it is missing, truncated or not a checkpoint.
+  // `path` may be anything resolve() accepts.
   static Checkpoint load(const std::string& path);
   // Restores optimizer moments saved with the model (the optimizer must have the same groups).
   void load_optimizer(torch::optim::Optimizer& optimizer) const;
 
-  // A checkpoint file, or a run directory (then its best.pt, else last.pt).
+  // A checkpoint file, a run directory (then its best.pt, else last.pt), or a directory written
+  // by export_model in the safetensors format (model_export.h).
   static std::string resolve(const std::string& file_or_run_dir);
 
  private:

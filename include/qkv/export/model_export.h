@@ -1,0 +1,55 @@
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace qkv {
+
+struct Checkpoint;
+
+class ExportError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class ExportFormat {
+  kSafetensors,  // qkv's own parameter names, its config and tokenizer: qkv reads it back
+  kHuggingFace,  // GPT-2's layout: transformers loads it as GPT2LMHeadModel
+};
+
+// "safetensors" or "hf"; throws std::invalid_argument naming the expected values.
+ExportFormat export_format_from_string(const std::string& name);
+
+// What an export wrote and what a user should know about it.
+struct ExportResult {
+  std::string dir;
+  std::vector<std::string> files;
+  std::vector<std::string> notes;  // e.g. why a tied matrix was written twice
+};
+
+// Writes the checkpoint's model to `out_dir`, which must not exist or be empty. The files are
+// written into a temporary sibling directory that is renamed to `out_dir` at the end, so a failed
+// or interrupted export leaves no half-written directory. Throws ExportError with one line when
+// the model cannot be mapped exactly onto the format.
+ExportResult export_model(const Checkpoint& checkpoint, ExportFormat format,
+                          const std::string& out_dir);
+
+// Whether `dir` holds qkv's safetensors export (model.safetensors beside config.yaml).
+bool is_safetensors_export(const std::string& dir);
+
+// An export written with ExportFormat::kSafetensors read back: the model, config, tokenizer and
+// step; no optimizer state. Throws CheckpointError naming the file and what is wrong.
+Checkpoint load_safetensors_export(const std::string& dir);
+
+namespace detail {
+// The files of one export (name -> bytes) written as described for export_model.
+void write_export_directory(const std::string& out_dir,
+                            const std::map<std::string, std::string>& files);
+// The Hugging Face directory's files for `checkpoint`; notes receive what the user should know.
+std::map<std::string, std::string> hugging_face_files(const Checkpoint& checkpoint,
+                                                      std::vector<std::string>* notes);
+}  // namespace detail
+
+}  // namespace qkv
