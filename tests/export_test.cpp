@@ -5,6 +5,9 @@
 #include <cstring>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+#include <torch/version.h>
+
 #include "qkv/data/file_bytes.h"
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/export/model_export.h"
@@ -204,6 +207,45 @@ TEST(Export, HuggingFaceLayoutFoldsTheScaleAndTransposesConv1D) {
   EXPECT_TRUE(torch::equal(tensor("transformer.h.0.attn.c_attn.bias"), torch::zeros({3 * C})));
   EXPECT_TRUE(torch::equal(tensor("transformer.h.0.mlp.c_fc.weight"), b0->ffn->fc_in->weight.t()));
   EXPECT_TRUE(torch::equal(tensor("transformer.wpe.weight"), m.pos_enc->pe));
+}
+
+TEST(ExportCommand, ExportThenEvalGivesTheSamePerplexityAndGenerateReadsIt) {
+  TempDir dir("export_cli");
+  auto ckpt = random_checkpoint(dir);
+  qkv::TrainingState state;
+  state.step = 9;
+  qkv::write_checkpoint(dir / "model.pt", ckpt.model, nullptr, ckpt.config, *ckpt.tokenizer, state);
+  qkv::testing::write_file(dir / "text.txt", qkv::testing::sample_corpus(80));
+  ASSERT_EQ(qkv::testing::run_qkv("export " + (dir / "model.pt") + " --out " + (dir / "st")).exit_code, 0);
+  auto perplexity = [&](const std::string& model) {
+    const auto r = qkv::testing::run_qkv("eval " + model + " --data " + (dir / "text.txt") +
+                                         " --json --threads 1");
+    EXPECT_EQ(r.exit_code, 0) << model;
+    return nlohmann::json::parse(r.out).at("perplexity").get<double>();
+  };
+  const double original = perplexity(dir / "model.pt");
+  EXPECT_GT(original, 1.0);
+  EXPECT_NEAR(perplexity(dir / "st"), original, 1e-6 * original);
+  const auto text = qkv::testing::run_qkv("generate " + (dir / "st") +
+                                          " --prompt 'The king' --max-new-tokens 20 --seed 1");
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_EQ(text.out.rfind("The king", 0), 0u) << text.out;
+  // An existing export is never overwritten; an unknown format is refused before any work.
+  const std::string before = qkv::read_file_bytes(dir / "st/model.safetensors");
+  EXPECT_EQ(qkv::testing::run_qkv("export " + (dir / "model.pt") + " --out " + (dir / "st")).exit_code, 1);
+  EXPECT_EQ(qkv::read_file_bytes(dir / "st/model.safetensors"), before);
+  EXPECT_EQ(qkv::testing::run_qkv("export " + (dir / "model.pt") + " --format onnx --out " +
+                                  (dir / "x")).exit_code,
+            2);
+  EXPECT_FALSE(fs::exists(dir / "x"));
+}
+
+TEST(VersionFlag, NamesQkvLibTorchAndTheBlas) {
+  const auto r = qkv::testing::run_qkv("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out.rfind(std::string("qkv ") + QKV_VERSION + "\n", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("\nLibTorch " TORCH_VERSION "\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nBLAS "), std::string::npos) << r.out;
 }
 
 // The interpreter with transformers, tokenizers and safetensors: QKV_TEST_PYTHON, else the

@@ -5,8 +5,10 @@
 
 #include "qkv/data/batch_sampler.h"
 #include "qkv/data/data_preparer.h"
+#include "qkv/data/parallel_encoder.h"
 #include "qkv/data/sha256.h"
 #include "qkv/tokenizer/char_tokenizer.h"
+#include "qkv/tokenizer/sentencepiece_tokenizer.h"
 #include "test_support.h"
 
 namespace {
@@ -106,6 +108,81 @@ TEST(Prepare, MissingCorpusIsNamed) {
     EXPECT_NE(std::string(e.what()).find("no file matches '" + (dir / "corpus.txt") + "'"),
               std::string::npos);
   }
+}
+
+// Chunks of ~100 bytes over 3 threads: the ids arrive in the file's order and equal those of
+// encoding the same range on one thread, whole.
+void expect_parallel_equals_whole(const qkv::Tokenizer& tok, const std::string& path,
+                                  const std::string& text) {
+  const int64_t begin = 37, end = int64_t(text.size()) - 11;
+  std::vector<qkv::TokenId> ids;
+  int64_t bytes = 0;
+  qkv::ParallelEncoderOptions options;
+  options.threads = 3;
+  options.chunk_bytes = 100;
+  int chunks = 0;
+  qkv::encode_file_in_parallel(tok, path, begin, end, options,
+                               [&](const std::vector<qkv::TokenId>& part, int64_t n) {
+                                 ids.insert(ids.end(), part.begin(), part.end());
+                                 bytes += n;
+                                 ++chunks;
+                               });
+  EXPECT_GT(chunks, 20);
+  EXPECT_EQ(bytes, end - begin);
+  // The reference encodes line by line: the pieces never cross a newline.
+  std::vector<qkv::TokenId> expected;
+  const std::string range = text.substr(begin, end - begin);
+  for (size_t at = 0; at < range.size();) {
+    size_t nl = range.find('\n', at);
+    size_t stop = nl == std::string::npos ? range.size() : nl + 1;
+    auto line = tok.encode(range.substr(at, stop - at));
+    expected.insert(expected.end(), line.begin(), line.end());
+    at = stop;
+  }
+  EXPECT_EQ(ids, expected);
+}
+
+TEST(ParallelEncoder, KeepsTheFilesOrderOverThreads) {
+  TempDir dir("parallel_encoder");
+  const std::string text = qkv::testing::sample_corpus(300);
+  qkv::testing::write_file(dir / "corpus.txt", text);
+  qkv::CharTokenizer::VocabularyBuilder vocab;
+  vocab.add(text);
+  expect_parallel_equals_whole(vocab.build(), dir / "corpus.txt", text);
+}
+
+TEST(ParallelEncoder, KeepsTheFilesOrderWithSentencePiece) {
+  REQUIRE_SENTENCEPIECE_PLUGIN();
+  TempDir dir("parallel_encoder_spm");
+  const std::string text = qkv::testing::sample_corpus(300);
+  qkv::testing::write_file(dir / "corpus.txt", text);
+  qkv::SentencePieceTrainOptions options;
+  options.input_files = {dir / "corpus.txt"};
+  options.vocab_size = 300;
+  expect_parallel_equals_whole(qkv::SentencePieceTokenizer::train(options, dir.str()),
+                               dir / "corpus.txt", text);
+}
+
+TEST(ParallelEncoder, AnErrorInAWorkerNamesTheFile) {
+  TempDir dir("parallel_encoder_error");
+  std::string text = qkv::testing::sample_corpus(100);
+  text.insert(text.size() / 2, "#");  // not in the vocabulary built from the clean corpus
+  qkv::testing::write_file(dir / "corpus.txt", text);
+  qkv::CharTokenizer::VocabularyBuilder vocab;
+  vocab.add(qkv::testing::sample_corpus(100));
+  qkv::ParallelEncoderOptions options;
+  options.threads = 2;
+  options.chunk_bytes = 64;
+  int64_t delivered = 0;
+  try {
+    qkv::encode_file_in_parallel(vocab.build(), dir / "corpus.txt", 0, int64_t(text.size()),
+                                 options, [&](const auto&, int64_t n) { delivered += n; });
+    FAIL() << "encoded a character outside the vocabulary";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(dir / "corpus.txt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'#'"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(delivered, int64_t(text.size()) / 2 + 1);  // nothing after the bad chunk
 }
 
 TEST(BatchSampler, WindowsAreShiftedPairsAndDeterministicFromSeedAndState) {

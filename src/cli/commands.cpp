@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -42,11 +44,13 @@ void log_prepare_result(const PrepareResult& r) {
     return;
   }
   const double mb = double(r.bytes_encoded) / 1e6;
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
   spdlog::info(
       "prepared {}: {} train + {} val tokens ({}), {} tokenizer with vocab {}; encoded "
-      "{:.2f} MB in {:.2f} s ({:.1f} MB/s)",
+      "{:.2f} MB in {:.2f} s ({:.1f} MB/s); peak memory {:.0f} MB",
       m.dir, m.train_tokens, m.val_tokens, to_string(m.dtype), m.tokenizer_kind, m.vocab_size, mb,
-      r.encode_seconds, mb / std::max(r.encode_seconds, 1e-9));
+      r.encode_seconds, mb / std::max(r.encode_seconds, 1e-9), usage.ru_maxrss / 1024.0);
 }
 
 PrepareResult prepare_with_progress(const Config& config) {
@@ -267,6 +271,7 @@ int run_eval(const EvalArgs& args) {
 
 int run_export(const ExportArgs& args) {
   const ExportFormat format = export_format_from_string(args.format);  // before the load
+  check_export_target(args.out);
   auto ckpt = load_for_inference(args.checkpoint, RuntimeArgs{"cpu", 0});
   const ExportResult result = export_model(ckpt, format, args.out);
   for (const auto& note : result.notes) spdlog::info("note: {}", note);

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "qkv/data/json_integer.h"
+#include "qkv/data/parallel_encoder.h"
+#include "qkv/data/text_chunk_reader.h"
 #include "qkv/data/sha256.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
@@ -21,35 +23,6 @@ namespace {
 
 // 2: meta.json records each token file's identity.
 constexpr int kFormatVersion = 2;
-constexpr size_t kChunkBytes = 1 << 20;
-
-// Reads [begin, end) of a file in chunks of about kChunkBytes that end just after a newline
-// (or at `end`), so no chunk splits a line or a UTF-8 sequence.
-class ChunkReader {
- public:
-  ChunkReader(const std::string& path, int64_t begin, int64_t end)
-      : in_(path, std::ios::binary), pos_(begin), end_(end) {
-    if (!in_) throw std::runtime_error("cannot read " + path);
-    in_.seekg(begin);
-  }
-  bool next(std::string* chunk) {
-    if (pos_ >= end_) return false;
-    chunk->resize(static_cast<size_t>(std::min<int64_t>(kChunkBytes, end_ - pos_)));
-    in_.read(chunk->data(), chunk->size());
-    pos_ += chunk->size();
-    char c = chunk->empty() ? '\n' : chunk->back();
-    while (c != '\n' && pos_ < end_ && in_.get(c)) {
-      chunk->push_back(c);
-      ++pos_;
-    }
-    return true;
-  }
-
- private:
-  std::ifstream in_;
-  int64_t pos_, end_;
-};
-
 // Where a file's validation part starts: the last val_fraction of its bytes, moved forward to
 // the start of a UTF-8 character. For ASCII this is nanoGPT's int(n * 0.9) split exactly.
 int64_t split_point(const std::string& path, int64_t size, double val_fraction) {
@@ -94,7 +67,7 @@ std::unique_ptr<Tokenizer> build_tokenizer(const Config& config,
   if (t.kind == "char") {
     CharTokenizer::VocabularyBuilder builder;
     for (const auto& f : files) {
-      ChunkReader reader(f, 0, static_cast<int64_t>(fs::file_size(f)));
+      TextChunkReader reader(f, 0, static_cast<int64_t>(fs::file_size(f)));
       std::string chunk;
       int64_t offset = 0;  // of the chunk in the file, so an error names the byte in the file
       while (reader.next(&chunk)) {
@@ -228,18 +201,19 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
   TokenFileWriter train(dir + "/train.bin", dtype), val(dir + "/val.bin", dtype);
   int64_t done = 0, train_bytes = 0, val_bytes = 0;
   const auto start = std::chrono::steady_clock::now();
-  std::string chunk;
+  ParallelEncoderOptions encoding;
+  encoding.threads = static_cast<int>(config.runtime.threads);
   for (const auto& f : files) {
     const auto size = static_cast<int64_t>(fs::file_size(f));
     const int64_t split = split_point(f, size, config.data.val_fraction);
     for (auto [begin, end, writer] :
          {std::tuple{int64_t{0}, split, &train}, std::tuple{split, size, &val}}) {
-      ChunkReader reader(f, begin, end);
-      while (reader.next(&chunk)) {
-        writer->append(tokenizer->encode_from(chunk, f));
-        done += static_cast<int64_t>(chunk.size());
-        if (progress) progress(done, total);
-      }
+      encode_file_in_parallel(*tokenizer, f, begin, end, encoding,
+                              [&, writer = writer](const std::vector<TokenId>& ids, int64_t bytes) {
+                                writer->append(ids);
+                                done += bytes;
+                                if (progress) progress(done, total);
+                              });
     }
     train_bytes += split;
     val_bytes += size - split;

@@ -72,10 +72,9 @@ ExportResult export_model(const Checkpoint& ckpt, ExportFormat format, const std
 
 void detail::write_export_directory(const std::string& out_dir,
                                     const std::map<std::string, std::string>& files) {
+  check_export_target(out_dir);
   const fs::path out = fs::path(out_dir).lexically_normal();
   std::error_code ec;
-  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
-    throw ExportError(out_dir + ": exists and is not an empty directory; name a new one");
   const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
   fs::create_directories(parent, ec);
   const fs::path staging =
@@ -89,6 +88,14 @@ void detail::write_export_directory(const std::string& out_dir,
     fs::remove_all(staging, ec);
     throw ExportError(out_dir + ": cannot write the export: " + e.what());
   }
+}
+
+void check_export_target(const std::string& out_dir) {
+  std::error_code ec;
+  const fs::path out = fs::path(out_dir).lexically_normal();
+  if (out_dir.empty()) throw ExportError("the export directory is empty: name one");
+  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
+    throw ExportError(out_dir + ": exists and is not an empty directory; name a new one");
 }
 
 bool is_safetensors_export(const std::string& dir) {

@@ -36,6 +36,10 @@ struct ExportResult {
 ExportResult export_model(const Checkpoint& checkpoint, ExportFormat format,
                           const std::string& out_dir);
 
+// Throws ExportError unless `out_dir` is free for an export (absent, or an empty directory):
+// export_model checks it too, this lets a caller fail before loading a large checkpoint.
+void check_export_target(const std::string& out_dir);
+
 // Whether `dir` holds qkv's safetensors export (model.safetensors beside config.yaml).
 bool is_safetensors_export(const std::string& dir);
 
