@@ -22,7 +22,7 @@ double max_rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
 TEST(IncrementalDecoder, CachedLogitsEqualRecomputationAtEveryStepAcrossSlides) {
   const int64_t block = 16;
   auto model = random_model(20, block);
-  qkv::IncrementalDecoder cached(model, true), recomputed(model, false);
+  qkv::IncrementalDecoder cached(model, true, 1.0), recomputed(model, false, 1.0);
   std::vector<qkv::TokenId> sequence = {3, 1, 4, 1, 5};
   auto a = cached.feed(sequence), b = recomputed.feed(sequence);
   TokenSampler sampler({/*temperature=*/1.0, 0, 1.0, /*seed=*/9});
@@ -41,6 +41,35 @@ TEST(IncrementalDecoder, CachedLogitsEqualRecomputationAtEveryStepAcrossSlides) 
   }
   EXPECT_EQ(cached.context().size(), size_t(block));
   EXPECT_GT(cached.rebuilds(), 80);  // 105 tokens through a 16-token window: it slid every step
+}
+
+TEST(IncrementalDecoder, ChunkedSlideKeepsTheNewestPartAndMatchesRecomputationOfIt) {
+  const int64_t block = 16;
+  auto model = random_model(20, block);
+  // keep 0.5: after a slide the newest 8 tokens stay; the cache then fills up to 16 again.
+  qkv::IncrementalDecoder cached(model, true, 0.5), recomputed(model, false, 0.5);
+  std::vector<qkv::TokenId> sequence = {3, 1, 4, 1, 5};
+  auto a = cached.feed(sequence), b = recomputed.feed(sequence);
+  TokenSampler sampler({/*temperature=*/1.0, 0, 1.0, /*seed=*/9});
+  size_t window = sequence.size();  // what the model sees, counted independently
+  for (int step = 0; step < 100; ++step) {
+    ASSERT_LT(max_rel_diff(a, b), 1e-5) << "step " << step;
+    ASSERT_EQ(cached.context().size(), window) << "step " << step;
+    // The model on exactly the newest `window` tokens, from position 0.
+    torch::NoGradGuard no_grad;
+    auto ids = torch::tensor(std::vector<int64_t>(sequence.end() - window, sequence.end()),
+                             torch::kLong);
+    ASSERT_LT(max_rel_diff(a, model(ids.unsqueeze(0))[0][-1]), 1e-5) << "step " << step;
+    const qkv::TokenId next = sampler.sample(a);
+    sequence.push_back(next);
+    window = window == size_t(block) ? size_t(block / 2) : window + 1;
+    a = cached.feed({next});
+    b = recomputed.feed({next});
+  }
+  // 105 tokens: the 17th is the first slide (back to 8), then every 9th: tokens 17, 26, ..., 98.
+  EXPECT_EQ(cached.rebuilds(), 10);
+  EXPECT_THROW(qkv::IncrementalDecoder(model, true, 0.0), std::invalid_argument);
+  EXPECT_THROW(qkv::IncrementalDecoder(model, true, 1.5), std::invalid_argument);
 }
 
 TEST(TokenSampler, TopKKeepsExactlyKOfTheLargest) {

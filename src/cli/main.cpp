@@ -111,6 +111,11 @@ CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
   cmd->add_option("--stop", o.stop, "Stop at this string (repeatable)");
   cmd->add_flag_callback(
       "--no-kv-cache", [&o] { o.use_kv_cache = false; }, "Recompute the context every step");
+  cmd->add_option("--context-keep", o.context_keep,
+                  "Past the context length: keep the newest part F of the context and go on, "
+                  "so the model sees between F and all of it (fast); 1 = slide by one token and "
+                  "recompute the whole window every token (always a full context, slow)")
+      ->capture_default_str();
   add_runtime_options(cmd, a.runtime);
   return cmd;
 }

@@ -15,6 +15,8 @@ void GenerationOptions::validate() const {
                         "must be positive, got " + std::to_string(max_new_tokens));
   for (const auto& s : stop)
     if (s.empty()) throw InvalidOption("stop", "must not be empty");
+  if (!(context_keep > 0.0 && context_keep <= 1.0))
+    throw InvalidOption("context_keep", "must be in (0, 1], got " + std::to_string(context_keep));
   sampling.validate();
 }
 
@@ -29,7 +31,7 @@ GenerationResult TextGenerator::generate(const std::vector<TokenId>& prompt,
   std::vector<TokenId> context = prompt;
   if (context.empty()) context.push_back(tokenizer_.start_id());
 
-  IncrementalDecoder decoder(model_, options.use_kv_cache);
+  IncrementalDecoder decoder(model_, options.use_kv_cache, options.context_keep);
   TokenSampler sampler(options.sampling);
   size_t hold = 0;  // text that could be the start of a stop string stays unsent
   for (const auto& s : options.stop) hold = std::max(hold, s.size() - 1);

@@ -10,22 +10,28 @@ namespace qkv {
 
 // Feeds tokens to a model one step at a time and returns the logits for the next token.
 //
-// The model sees the last block_size tokens, exactly as recomputing the whole (cropped) context
-// at every step would. With the KV cache each new token costs one position's attention. When the
-// context is full and a token arrives, the oldest token leaves the window; cached keys carry
-// their absolute positions (sinusoidal codes are added at the input), so the cache is rebuilt
-// from the window: the last block_size - 1 tokens plus the new one, in one batched forward pass.
-// Past the context length a step therefore costs about what recomputation costs; below it, one
-// position.
+// The model sees at most block_size tokens. With the KV cache each new token costs one
+// position's attention. Cached keys carry their absolute positions (sinusoidal codes are added
+// at the input), so when the context is full and a token arrives the window must be computed
+// again from position 0. `keep` chooses how much of it stays:
+//   keep = 1 (exact): the oldest token leaves and the last block_size tokens are recomputed at
+//     every new token, exactly as recomputing the cropped context each step would; past the
+//     context a step costs a whole window's forward pass.
+//   0 < keep < 1 (chunked slide): the newest keep x block_size tokens stay, are recomputed once,
+//     and the cache fills again; the model sees between keep x block_size and block_size tokens,
+//     and past the context a step costs one position plus a recomputation every
+//     (1 - keep) x block_size tokens.
+// Both modes give the same logits with or without the cache.
 class IncrementalDecoder {
  public:
-  IncrementalDecoder(TransformerLM model, bool use_kv_cache);
+  // Throws std::invalid_argument unless 0 < keep <= 1.
+  IncrementalDecoder(TransformerLM model, bool use_kv_cache, double keep = 1.0);
 
   // Appends tokens to the context; returns float32 logits (V) on the CPU for the next token.
   torch::Tensor feed(const std::vector<TokenId>& tokens);
 
   const std::deque<TokenId>& context() const { return context_; }
-  int64_t rebuilds() const { return rebuilds_; }  // how often the window slid
+  int64_t rebuilds() const { return rebuilds_; }  // how often the window slid (with the cache)
 
  private:
   torch::Tensor forward(const std::vector<TokenId>& tokens, bool with_cache);
@@ -33,6 +39,7 @@ class IncrementalDecoder {
   TransformerLM model_;
   bool use_cache_;
   int64_t block_size_;
+  int64_t keep_tokens_;  // context left after a slide
   std::deque<TokenId> context_;
   std::vector<KVCache> caches_;
   int64_t rebuilds_ = 0;

@@ -15,6 +15,11 @@ struct GenerationOptions {
   SamplingOptions sampling;
   std::vector<std::string> stop;  // generation ends at the first of these (not emitted)
   bool use_kv_cache = true;
+  // Past the context: keep the newest `context_keep` of it and go on (0 < x < 1: the model sees
+  // between that part and all of the context, fast), or 1: slide one token at a time and
+  // recompute the window at every token (the model always sees a full context, slow). See
+  // IncrementalDecoder.
+  double context_keep = 0.5;
 
   void validate() const;  // throws std::invalid_argument naming the option
 };
