@@ -180,8 +180,13 @@ def cmd_bench(args):
     B, T = train.get("batch_size", 12), c["block_size"]
     torch.manual_seed(1337)
     model = TransformerLM(c).train()
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    params = model
+    if args.compile:
+        if not hasattr(torch, "compile"):
+            sys.exit(f"reference.py: --compile needs PyTorch 2.x, this is {torch.__version__}")
+        model = torch.compile(model)  # compiled in the warm-up steps, which are not timed
+    decay = [p for p in params.parameters() if p.dim() >= 2]
+    no_decay = [p for p in params.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": optim.get("weight_decay", 0.1)},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=optim.get("lr", 1e-3),
@@ -193,13 +198,14 @@ def cmd_bench(args):
         t0 = time.perf_counter()
         loss = F.cross_entropy(model(x).view(-1, c["vocab_size"]), y.view(-1))
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train.get("grad_clip", 1.0))
+        torch.nn.utils.clip_grad_norm_(params.parameters(), train.get("grad_clip", 1.0))
         opt.step()
         opt.zero_grad(set_to_none=True)
         if step >= args.warmup:
             times.append(time.perf_counter() - t0)
     ms = statistics.median(times) * 1000
-    json.dump({"implementation": "pytorch-eager", "torch": torch.__version__,
+    json.dump({"implementation": "pytorch-compile" if args.compile else "pytorch-eager",
+               "torch": torch.__version__,
                "threads": torch.get_num_threads(), "ms_per_step": ms,
                "tokens_per_s": B * T / (ms / 1000)}, sys.stdout)
     print()
@@ -216,6 +222,7 @@ def main():
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (PyTorch 2.x)")
     p.set_defaults(fn=cmd_bench)
     args = parser.parse_args()
     args.fn(args)

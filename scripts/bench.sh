@@ -1,51 +1,87 @@
 #!/usr/bin/env bash
-# qkv against the same model and training step in PyTorch eager mode (bench/reference.py, run by
-# Debian's python3-torch: the same ATen kernels), on the same config. Runs alternate so both see
-# the same machine state; prints each figure and the ratios.
+# qkv against every peer installed here, on the same config and training step, in alternating
+# rounds so that all see the same machine state; prints each figure, the medians and the ratios.
+# Peers (bench/reference.py: the same model and step in PyTorch):
+#   - Debian's PyTorch 1.13 (python3-torch), eager, with every intra-op thread and with one
+#     (qkv's own split: OpenBLAS keeps every core);
+#   - a PyTorch 2.x (QKV_TORCH2_PYTHON, default build-libtorch2/venv from
+#     scripts/setup_test_python.sh), eager with both thread settings, and with torch.compile.
+# A peer that is not installed is skipped, and the script says so.
 #   scripts/bench.sh [CONFIG] [ROUNDS]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 config="${1:-configs/shakespeare_char.yaml}"
 rounds="${2:-3}"
+steps="${QKV_BENCH_STEPS:-30}"
 qkv="${QKV_BIN:-$root/build/qkv}"
 python="${QKV_PYTHON:-/usr/bin/python3}"
+torch2="${QKV_TORCH2_PYTHON:-$root/build-libtorch2/venv/bin/python}"
 threads="$(nproc)"
 
-if ! "$python" -c 'import torch' 2> /dev/null; then
-  echo "bench: $python has no torch; install python3-torch" >&2
-  exit 1
+names=() commands=()
+add_peer() { names+=("$1"); commands+=("$2"); }
+add_peer "qkv" "'$qkv' bench '$config' --json --steps $steps 2> /dev/null"
+if "$python" -c 'import torch' 2> /dev/null; then
+  v="$("$python" -c 'import torch; print(torch.__version__)')"
+  for t in "$threads" 1; do
+    add_peer "PyTorch $v eager, $t thread(s)" \
+      "'$python' bench/reference.py bench '$config' --steps $steps --threads $t"
+  done
+else
+  echo "bench: skipped Debian's PyTorch: $python has no torch (install python3-torch)"
 fi
+if [ -x "$torch2" ] && "$torch2" -c 'import torch; assert hasattr(torch, "compile")' 2> /dev/null; then
+  v="$("$torch2" -c 'import torch; print(torch.__version__)' 2> /dev/null)"
+  for t in "$threads" 1; do
+    add_peer "PyTorch $v eager, $t thread(s)" \
+      "'$torch2' bench/reference.py bench '$config' --steps $steps --threads $t"
+    add_peer "PyTorch $v compile, $t thread(s)" \
+      "'$torch2' bench/reference.py bench '$config' --steps $steps --threads $t --compile"
+  done
+else
+  echo "bench: skipped PyTorch 2.x: no $torch2 (scripts/setup_test_python.sh makes it)"
+fi
+echo "bench: skipped nanoGPT: not installed here (its figures are in the README, measured apart)"
 
-field() { "$python" -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-
-qkv_ms=() ref_ms=() ref1_ms=()
+echo "bench: $(lscpu | sed -n 's/^Model name: *//p'), $threads cores; $config, $rounds rounds of $steps steps"
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
 for round in $(seq "$rounds"); do
-  q="$("$qkv" bench "$config" --json --steps 30 2> /dev/null)"
-  r="$("$python" bench/reference.py bench "$config" --steps 30 --threads "$threads")"
-  # PyTorch also with one intra-op thread (OpenBLAS keeps every core), qkv's own split: two
-  # spinning pools of $threads threads each slow the eager step as they slowed qkv's.
-  r1="$("$python" bench/reference.py bench "$config" --steps 30 --threads 1)"
-  qkv_ms+=("$(echo "$q" | field step_ms)")
-  ref_ms+=("$(echo "$r" | field ms_per_step)")
-  ref1_ms+=("$(echo "$r1" | field ms_per_step)")
-  printf 'round %s: qkv %.2f ms/step | PyTorch eager %.2f ms/step (%s threads), %.2f (1 thread)\n' \
-    "$round" "${qkv_ms[-1]}" "${ref_ms[-1]}" "$threads" "${ref1_ms[-1]}"
+  for i in "${!names[@]}"; do
+    out="$(bash -c "${commands[$i]}" 2> /dev/null)" || { echo "round $round: ${names[$i]} failed"; continue; }
+    ms="$(echo "$out" | "$python" -c "import json,sys; r=json.load(sys.stdin); print(r.get('step_ms', r.get('ms_per_step')))")"
+    printf 'round %s: %-40s %8.2f ms/step\n' "$round" "${names[$i]}" "$ms"
+    printf '%s\t%s\n' "${names[$i]}" "$ms" >> "$results"
+    [ "$i" -eq 0 ] && last_qkv="$out"
+  done
 done
 
-echo "$q" | "$python" -c '
+echo "${last_qkv:-{\}}" | "$python" -c '
 import json, sys
 r = json.load(sys.stdin)
-print("qkv (last round): MFU %.1f%% of %.0f GFLOP/s fp32; generation %.0f tok/s cached vs %.0f"
-      " uncached; eval %.0f tok/s; peak RSS %.0f MB" % (
-          100 * r["mfu"], r["matmul_fp32_gflops"], r["generate_cached_tokens_per_s"],
-          r["generate_uncached_tokens_per_s"], r["eval_tokens_per_s"], r["peak_rss_mb"]))
-print("breakdown ms:", ", ".join("%s %.2f" % kv for kv in r["breakdown_ms"].items()))'
+if r:
+    print("qkv (last round): MFU %.1f%% of %.0f GFLOP/s fp32; generation %.0f tok/s cached vs %.0f"
+          " uncached; eval %.0f tok/s; peak RSS %.0f MB" % (
+              100 * r["mfu"], r["matmul_fp32_gflops"], r["generate_cached_tokens_per_s"],
+              r["generate_uncached_tokens_per_s"], r["eval_tokens_per_s"], r["peak_rss_mb"]))
+    print("breakdown ms:", ", ".join("%s %.2f" % kv for kv in r["breakdown_ms"].items()))'
 
-"$python" - "${qkv_ms[*]}" "${ref_ms[*]}" "${ref1_ms[*]}" "$threads" << 'PY'
-import statistics, sys
-q, r, r1 = ([float(x) for x in a.split()] for a in sys.argv[1:4])
-mq, mr, mr1 = statistics.median(q), statistics.median(r), statistics.median(r1)
-print("median: qkv %.2f ms/step; PyTorch eager %.2f ms/step with %s threads (qkv %.2fx its tokens/s),"
-      " %.2f with 1 thread (qkv %.2fx)" % (mq, mr, sys.argv[4], mr / mq, mr1, mr1 / mq))
+"$python" - "$results" << 'PY'
+import collections, statistics, sys
+times = collections.OrderedDict()
+for line in open(sys.argv[1]):
+    name, ms = line.rstrip("\n").split("\t")
+    times.setdefault(name, []).append(float(ms))
+if "qkv" not in times:
+    sys.exit("bench: qkv did not run")
+q = statistics.median(times["qkv"])
+print("median ms/step, and qkv's speed-up over each (their ms / qkv's ms):")
+for name, t in times.items():
+    m = statistics.median(t)
+    print("  %-40s %8.2f   %s" % (name, m, "" if name == "qkv" else "%.2fx" % (m / q)))
+peers = {n: statistics.median(t) for n, t in times.items() if n != "qkv"}
+if peers:
+    best = min(peers, key=peers.get)
+    print("best peer: %s, %.2f ms/step: qkv %.2fx" % (best, peers[best], peers[best] / q))
 PY
