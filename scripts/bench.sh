@@ -19,9 +19,25 @@ python="${QKV_PYTHON:-/usr/bin/python3}"
 torch2="${QKV_TORCH2_PYTHON:-$root/build-libtorch2/venv/bin/python}"
 threads="$(nproc)"
 
+# qkv starts itself again with OPENBLAS_CORETYPE when OpenBLAS does not know this CPU and falls
+# back to its slowest kernels (Prescott: 65 GFLOP/s here, Cooperlake: 300); Debian's PyTorch,
+# which loads the same OpenBLAS, gets the same kernels, or the comparison is of kernels, not code.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  core="$("$qkv" --version | sed -n 's/^BLAS OpenBLAS .* \([A-Za-z0-9]*\) MAX_THREADS.*/\1/p')"
+  [ -n "$core" ] && export OPENBLAS_CORETYPE="$core"
+fi
+
 names=() commands=()
 add_peer() { names+=("$1"); commands+=("$2"); }
 add_peer "qkv" "'$qkv' bench '$config' --json --steps $steps 2> /dev/null"
+# qkv built against the PyTorch 2.x wheel's LibTorch (scripts/check_libtorch2.sh), when built.
+qkv2="${QKV2_BIN:-$root/build-libtorch2/build/qkv}"
+if [ -x "$qkv2" ]; then
+  add_peer "qkv on LibTorch $("$qkv2" --version | sed -n 's/^LibTorch //p')" \
+    "'$qkv2' bench '$config' --json --steps $steps 2> /dev/null"
+else
+  echo "bench: skipped qkv on LibTorch 2.x: no $qkv2 (scripts/check_libtorch2.sh builds it)"
+fi
 if "$python" -c 'import torch' 2> /dev/null; then
   v="$("$python" -c 'import torch; print(torch.__version__)')"
   for t in "$threads" 1; do
@@ -44,7 +60,7 @@ else
 fi
 echo "bench: skipped nanoGPT: not installed here (its figures are in the README, measured apart)"
 
-echo "bench: $(lscpu | sed -n 's/^Model name: *//p'), $threads cores; $config, $rounds rounds of $steps steps"
+echo "bench: $(lscpu | sed -n 's/^Model name: *//p'), $threads cores; $config, $rounds rounds of $steps steps; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
 for round in $(seq "$rounds"); do
@@ -80,8 +96,11 @@ print("median ms/step, and qkv's speed-up over each (their ms / qkv's ms):")
 for name, t in times.items():
     m = statistics.median(t)
     print("  %-40s %8.2f   %s" % (name, m, "" if name == "qkv" else "%.2fx" % (m / q)))
-peers = {n: statistics.median(t) for n, t in times.items() if n != "qkv"}
+peers = {n: statistics.median(t) for n, t in times.items() if not n.startswith("qkv")}
 if peers:
     best = min(peers, key=peers.get)
-    print("best peer: %s, %.2f ms/step: qkv %.2fx" % (best, peers[best], peers[best] / q))
+    for name, t in times.items():
+        if name.startswith("qkv"):
+            m = statistics.median(t)
+            print("best peer: %s, %.2f ms/step: %s %.2fx" % (best, peers[best], name, peers[best] / m))
 PY
