@@ -32,7 +32,7 @@ std::map<std::string, std::string> safetensors_files(const Checkpoint& ckpt) {
       {"tokenizer", ckpt.tokenizer->kind()}};
   return {{kWeightsFile, serialize_safetensors(tensors.entries(), metadata)},
           {kConfigFile, ckpt.config.to_yaml()},
-          {kTokenizerFile, ckpt.tokenizer->kind() + "\n" + ckpt.tokenizer->serialize()}};
+          {kTokenizerFile, tokenizer_file_bytes(*ckpt.tokenizer)}};
 }
 
 // The parameter `name` of the model, filled from the file's tensor of the same name.

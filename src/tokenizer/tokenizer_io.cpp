@@ -35,9 +35,13 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& kind, const std::st
                               "' (expected 'char' or 'sentencepiece')");
 }
 
+std::string tokenizer_file_bytes(const Tokenizer& tokenizer) {
+  return tokenizer.kind() + '\n' + tokenizer.serialize();
+}
+
 void save_tokenizer_file(const Tokenizer& tokenizer, const std::string& path) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << tokenizer.kind() << '\n' << tokenizer.serialize();
+  out << tokenizer_file_bytes(tokenizer);
   if (!out) throw std::runtime_error("cannot write tokenizer file " + path);
 }
 

@@ -45,6 +45,7 @@ class Tokenizer {
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& kind, const std::string& bytes);
 
 // A tokenizer file: one line with the kind, then the serialized bytes.
+std::string tokenizer_file_bytes(const Tokenizer& tokenizer);
 void save_tokenizer_file(const Tokenizer& tokenizer, const std::string& path);
 std::unique_ptr<Tokenizer> load_tokenizer_file(const std::string& path);
 
