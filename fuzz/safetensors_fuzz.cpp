@@ -10,8 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     const auto file =
         qkv::SafetensorsFile::parse(std::string(reinterpret_cast<const char*>(data), size), "fuzz");
-    const auto again =
-        qkv::SafetensorsFile::parse(qkv::serialize_safetensors(file.tensors(), file.metadata()), "again");
+    const auto again = qkv::SafetensorsFile::parse(
+        qkv::serialize_safetensors(file.tensors(), file.metadata()), "again");
     if (again.tensors().size() != file.tensors().size() || again.metadata() != file.metadata())
       __builtin_trap();
     for (const auto& t : file.tensors()) {

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include <nlohmann/json.hpp>
 #include <torch/version.h>
+#include <nlohmann/json.hpp>
 
 #include "qkv/data/file_bytes.h"
 #include "qkv/eval/perplexity_evaluator.h"
@@ -92,8 +92,9 @@ TEST(Safetensors, MalformedFilesAreOneClearError) {
   EXPECT_EQ(error_of(with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})")),
             "no error");
   EXPECT_THROW(qkv::serialize_safetensors({{"a", "F32", {3}, view_of(a)}}), qkv::SafetensorsError);
-  EXPECT_THROW(qkv::serialize_safetensors({{"a", "F32", {2}, view_of(a)}, {"a", "F32", {2}, view_of(a)}}),
-               qkv::SafetensorsError);
+  EXPECT_THROW(
+      qkv::serialize_safetensors({{"a", "F32", {2}, view_of(a)}, {"a", "F32", {2}, view_of(a)}}),
+      qkv::SafetensorsError);
 }
 
 // A checkpoint in memory: the tiny config with `overrides`, a char tokenizer over the sample
@@ -216,7 +217,9 @@ TEST(ExportCommand, ExportThenEvalGivesTheSamePerplexityAndGenerateReadsIt) {
   state.step = 9;
   qkv::write_checkpoint(dir / "model.pt", ckpt.model, nullptr, ckpt.config, *ckpt.tokenizer, state);
   qkv::testing::write_file(dir / "text.txt", qkv::testing::sample_corpus(80));
-  ASSERT_EQ(qkv::testing::run_qkv("export " + (dir / "model.pt") + " --out " + (dir / "st")).exit_code, 0);
+  ASSERT_EQ(
+      qkv::testing::run_qkv("export " + (dir / "model.pt") + " --out " + (dir / "st")).exit_code,
+      0);
   auto perplexity = [&](const std::string& model) {
     const auto r = qkv::testing::run_qkv("eval " + model + " --data " + (dir / "text.txt") +
                                          " --json --threads 1");
@@ -232,11 +235,14 @@ TEST(ExportCommand, ExportThenEvalGivesTheSamePerplexityAndGenerateReadsIt) {
   EXPECT_EQ(text.out.rfind("The king", 0), 0u) << text.out;
   // An existing export is never overwritten; an unknown format is refused before any work.
   const std::string before = qkv::read_file_bytes(dir / "st/model.safetensors");
-  EXPECT_EQ(qkv::testing::run_qkv("export " + (dir / "model.pt") + " --out " + (dir / "st")).exit_code, 1);
+  EXPECT_EQ(
+      qkv::testing::run_qkv("export " + (dir / "model.pt") + " --out " + (dir / "st")).exit_code,
+      1);
   EXPECT_EQ(qkv::read_file_bytes(dir / "st/model.safetensors"), before);
-  EXPECT_EQ(qkv::testing::run_qkv("export " + (dir / "model.pt") + " --format onnx --out " +
-                                  (dir / "x")).exit_code,
-            2);
+  EXPECT_EQ(
+      qkv::testing::run_qkv("export " + (dir / "model.pt") + " --format onnx --out " + (dir / "x"))
+          .exit_code,
+      2);
   EXPECT_FALSE(fs::exists(dir / "x"));
 }
 
@@ -260,14 +266,14 @@ std::string hugging_face_python() {
 }
 
 // Under CI the check must run: a missing environment fails instead of skipping.
-#define REQUIRE_HUGGING_FACE(python)                                                          \
-  do {                                                                                        \
-    if ((python).empty()) {                                                                   \
-      const std::string why =                                                                 \
-          "no Python with transformers (scripts/setup_test_python.sh, or QKV_TEST_PYTHON)";   \
-      if (std::getenv("CI")) FAIL() << why;                                                   \
-      GTEST_SKIP() << why;                                                                    \
-    }                                                                                         \
+#define REQUIRE_HUGGING_FACE(python)                                                        \
+  do {                                                                                      \
+    if ((python).empty()) {                                                                 \
+      const std::string why =                                                               \
+          "no Python with transformers (scripts/setup_test_python.sh, or QKV_TEST_PYTHON)"; \
+      if (std::getenv("CI")) FAIL() << why;                                                 \
+      GTEST_SKIP() << why;                                                                  \
+    }                                                                                       \
   } while (0)
 
 // Exports `ckpt` for Hugging Face and has transformers load it: its logits on `text` must equal
@@ -283,16 +289,19 @@ void expect_transformers_agree(const qkv::Checkpoint& ckpt, const TempDir& dir,
   auto logits = model->forward(idx).squeeze(0).contiguous();  // (T, V)
   auto ids_tensor = idx.squeeze(0).contiguous();
   const std::string expected = qkv::serialize_safetensors(
-      {{"ids", "I64", ids_tensor.sizes().vec(),
+      {{"ids",
+        "I64",
+        ids_tensor.sizes().vec(),
         {static_cast<const char*>(ids_tensor.data_ptr()), ids_tensor.nbytes()}},
-       {"logits", "F32", logits.sizes().vec(),
+       {"logits",
+        "F32",
+        logits.sizes().vec(),
         {static_cast<const char*>(logits.data_ptr()), logits.nbytes()}}});
   qkv::write_file_atomically(dir / "expected.safetensors", expected);
   qkv::testing::write_file(dir / "text.txt", text);
-  const auto r = qkv::testing::run_command(python + " " + QKV_SOURCE_DIR +
-                                           "/tests/hf_export_check.py " + (dir / "hf") + " " +
-                                           (dir / "text.txt") + " " + (dir / "expected.safetensors") +
-                                           " 2>&1");
+  const auto r = qkv::testing::run_command(
+      python + " " + QKV_SOURCE_DIR + "/tests/hf_export_check.py " + (dir / "hf") + " " +
+      (dir / "text.txt") + " " + (dir / "expected.safetensors") + " 2>&1");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("transformers agrees"), std::string::npos) << r.out;
 }

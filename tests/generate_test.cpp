@@ -57,8 +57,8 @@ TEST(IncrementalDecoder, ChunkedSlideKeepsTheNewestPartAndMatchesRecomputationOf
     ASSERT_EQ(cached.context().size(), window) << "step " << step;
     // The model on exactly the newest `window` tokens, from position 0.
     torch::NoGradGuard no_grad;
-    auto ids = torch::tensor(std::vector<int64_t>(sequence.end() - window, sequence.end()),
-                             torch::kLong);
+    auto ids =
+        torch::tensor(std::vector<int64_t>(sequence.end() - window, sequence.end()), torch::kLong);
     ASSERT_LT(max_rel_diff(a, model(ids.unsqueeze(0))[0][-1]), 1e-5) << "step " << step;
     const qkv::TokenId next = sampler.sample(a);
     sequence.push_back(next);

@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
     qkv::TextGenerator generator(ckpt.model, *ckpt.tokenizer);
     const auto result = generator.generate(ckpt.tokenizer->encode_from(prompt, "prompt"), options);
     std::cout << prompt << result.text << "\n";
-    std::cerr << "embed_qkv: " << result.tokens.size() << " tokens from " << ckpt.path
-              << " (step " << ckpt.state.step << ")\n";
+    std::cerr << "embed_qkv: " << result.tokens.size() << " tokens from " << ckpt.path << " (step "
+              << ckpt.state.step << ")\n";
   } catch (const std::exception& e) {
     std::cerr << "embed_qkv: " << e.what() << "\n";
     return 1;

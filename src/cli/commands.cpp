@@ -279,9 +279,10 @@ int run_export(const ExportArgs& args) {
   for (const auto& f : result.files) files += (files.empty() ? "" : ", ") + f;
   spdlog::info("exported {} to {}/ ({})", ckpt.path, result.dir, files);
   if (format == ExportFormat::kHuggingFace)
-    spdlog::info("load it with transformers: GPT2LMHeadModel.from_pretrained(\"{}\"), "
-                 "AutoTokenizer.from_pretrained(\"{}\")",
-                 result.dir, result.dir);
+    spdlog::info(
+        "load it with transformers: GPT2LMHeadModel.from_pretrained(\"{}\"), "
+        "AutoTokenizer.from_pretrained(\"{}\")",
+        result.dir, result.dir);
   return 0;
 }
 

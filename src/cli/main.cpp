@@ -303,8 +303,8 @@ int main(int argc, char** argv) {
   auto* report_cmd = add_report(app, report);
   auto* export_cmd = add_export(app, export_args);
   app.set_version_flag("--version", [] {
-    return std::string("qkv ") + QKV_VERSION + "\nLibTorch " + qkv::libtorch_version() +
-           "\nBLAS " + qkv::describe_blas();
+    return std::string("qkv ") + QKV_VERSION + "\nLibTorch " + qkv::libtorch_version() + "\nBLAS " +
+           qkv::describe_blas();
   });
   if (const std::string error = unknown_command(app, argc, argv); !error.empty()) {
     spdlog::error(error);

@@ -15,8 +15,8 @@ namespace qkv {
 void encode_file_in_parallel(const Tokenizer& tokenizer, const std::string& path, int64_t begin,
                              int64_t end, const ParallelEncoderOptions& options,
                              const EncodedChunkSink& sink) {
-  const int threads =
-      options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options.threads > 0 ? options.threads
+                                          : int(std::max(1u, std::thread::hardware_concurrency()));
   TextChunkReader reader(path, begin, end, options.chunk_bytes);
   // Rounds: read up to 2 x threads chunks, encode them on the threads (each takes the next
   // unclaimed chunk), hand them over in order. Two per thread evens out chunks of unequal cost.

@@ -7,7 +7,10 @@ namespace qkv {
 
 TextChunkReader::TextChunkReader(const std::string& path, int64_t begin, int64_t end,
                                  size_t chunk_bytes)
-    : in_(path, std::ios::binary), pos_(begin), end_(end), chunk_bytes_(std::max<size_t>(chunk_bytes, 1)) {
+    : in_(path, std::ios::binary),
+      pos_(begin),
+      end_(end),
+      chunk_bytes_(std::max<size_t>(chunk_bytes, 1)) {
   if (!in_) throw std::runtime_error("cannot read " + path);
   in_.seekg(begin);
 }

@@ -86,15 +86,25 @@ json gpt2_config(const Checkpoint& ckpt) {
 std::string char_tokenizer_json(const Tokenizer& tok) {
   json vocab = json::object();
   for (TokenId id = 0; id < tok.vocab_size(); ++id) vocab[tok.piece(id)] = id;
-  json model = {{"type", "BPE"},           {"dropout", nullptr},
-                {"unk_token", nullptr},    {"continuing_subword_prefix", nullptr},
-                {"end_of_word_suffix", nullptr}, {"fuse_unk", false},
-                {"byte_fallback", false},  {"ignore_merges", false},
-                {"vocab", vocab},          {"merges", json::array()}};
-  json out = {{"version", "1.0"},       {"truncation", nullptr},   {"padding", nullptr},
-              {"added_tokens", json::array()}, {"normalizer", nullptr},
-              {"pre_tokenizer", nullptr}, {"post_processor", nullptr},
-              {"decoder", {{"type", "Fuse"}}}, {"model", model}};
+  json model = {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"ignore_merges", false},
+                {"vocab", vocab},
+                {"merges", json::array()}};
+  json out = {{"version", "1.0"},
+              {"truncation", nullptr},
+              {"padding", nullptr},
+              {"added_tokens", json::array()},
+              {"normalizer", nullptr},
+              {"pre_tokenizer", nullptr},
+              {"post_processor", nullptr},
+              {"decoder", {{"type", "Fuse"}}},
+              {"model", model}};
   return out.dump(1);
 }
 

@@ -25,21 +25,21 @@ std::map<std::string, std::string> safetensors_files(const Checkpoint& ckpt) {
   TensorEntries tensors;
   for (const auto& p : ckpt.model->named_parameters()) tensors.add(p.key(), p.value());
   // "format: pt" is what transformers and safetensors' own loaders expect of a PyTorch file.
-  const std::map<std::string, std::string> metadata = {
-      {"format", "pt"},
-      {"qkv_version", QKV_VERSION},
-      {"step", std::to_string(ckpt.state.step)},
-      {"tokenizer", ckpt.tokenizer->kind()}};
+  const std::map<std::string, std::string> metadata = {{"format", "pt"},
+                                                       {"qkv_version", QKV_VERSION},
+                                                       {"step", std::to_string(ckpt.state.step)},
+                                                       {"tokenizer", ckpt.tokenizer->kind()}};
   return {{kWeightsFile, serialize_safetensors(tensors.entries(), metadata)},
           {kConfigFile, ckpt.config.to_yaml()},
           {kTokenizerFile, tokenizer_file_bytes(*ckpt.tokenizer)}};
 }
 
 // The parameter `name` of the model, filled from the file's tensor of the same name.
-void load_parameter(const SafetensorsFile& file, const std::string& origin,
-                    const std::string& name, torch::Tensor& param) {
+void load_parameter(const SafetensorsFile& file, const std::string& origin, const std::string& name,
+                    torch::Tensor& param) {
   const SafetensorsTensor* t = file.find(name);
-  if (!t) throw CheckpointError(origin + ": no tensor '" + name + "' (the config's model needs it)");
+  if (!t)
+    throw CheckpointError(origin + ": no tensor '" + name + "' (the config's model needs it)");
   if (t->dtype != "F32")
     throw CheckpointError(origin + ": tensor '" + name + "' is " + t->dtype + ", expected F32");
   if (t->shape != param.sizes().vec())
@@ -127,7 +127,8 @@ Checkpoint load_safetensors_export(const std::string& dir) {
     const auto& meta = file.metadata();
     if (meta.count("tokenizer") && meta.at("tokenizer") != c.tokenizer->kind())
       throw CheckpointError(weights + ": written with a " + meta.at("tokenizer") +
-                            " tokenizer, but tokenizer.qkv holds a " + c.tokenizer->kind() + " one");
+                            " tokenizer, but tokenizer.qkv holds a " + c.tokenizer->kind() +
+                            " one");
     if (meta.count("step")) c.state.step = std::stoll(meta.at("step"));
     c.qkv_version = meta.count("qkv_version") ? meta.at("qkv_version") : "";
   } catch (const CheckpointError&) {

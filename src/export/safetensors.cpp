@@ -68,8 +68,8 @@ SafetensorsTensor parse_entry(const std::string& name, const nlohmann::json& ent
   const uint64_t size = safetensors_dtype_size(t.dtype);
   if (n > std::numeric_limits<uint64_t>::max() / size || n * size != end - begin)
     throw SafetensorsError(where + ": " + std::to_string(end - begin) +
-                           " bytes do not hold its shape of " + std::to_string(n) + " " +
-                           t.dtype + " values");
+                           " bytes do not hold its shape of " + std::to_string(n) + " " + t.dtype +
+                           " values");
   t.bytes = data.substr(begin, end - begin);
   return t;
 }
@@ -78,9 +78,9 @@ SafetensorsTensor parse_entry(const std::string& name, const nlohmann::json& ent
 
 size_t safetensors_dtype_size(const std::string& dtype) {
   static const std::map<std::string, size_t> sizes = {
-      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2},
-      {"U16", 2},  {"F16", 2}, {"BF16", 2}, {"I32", 4},    {"U32", 4},     {"F32", 4},
-      {"I64", 8},  {"U64", 8}, {"F64", 8}};
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1},
+      {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+      {"U32", 4},  {"F32", 4}, {"I64", 8}, {"U64", 8},     {"F64", 8}};
   auto it = sizes.find(dtype);
   return it == sizes.end() ? 0 : it->second;
 }

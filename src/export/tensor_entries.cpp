@@ -6,14 +6,22 @@ namespace qkv {
 
 std::string safetensors_dtype(torch::ScalarType type) {
   switch (type) {
-    case torch::kFloat32: return "F32";
-    case torch::kFloat64: return "F64";
-    case torch::kBFloat16: return "BF16";
-    case torch::kFloat16: return "F16";
-    case torch::kInt64: return "I64";
-    case torch::kInt32: return "I32";
-    case torch::kUInt8: return "U8";
-    default: throw std::invalid_argument(std::string("no safetensors dtype for ") + c10::toString(type));
+    case torch::kFloat32:
+      return "F32";
+    case torch::kFloat64:
+      return "F64";
+    case torch::kBFloat16:
+      return "BF16";
+    case torch::kFloat16:
+      return "F16";
+    case torch::kInt64:
+      return "I64";
+    case torch::kInt32:
+      return "I32";
+    case torch::kUInt8:
+      return "U8";
+    default:
+      throw std::invalid_argument(std::string("no safetensors dtype for ") + c10::toString(type));
   }
 }
 

@@ -11,8 +11,9 @@ IncrementalDecoder::IncrementalDecoder(TransformerLM model, bool use_kv_cache, d
   if (!(keep > 0.0 && keep <= 1.0))
     throw std::invalid_argument("the part of the context kept on a slide must be in (0, 1], got " +
                                 std::to_string(keep));
-  keep_tokens_ = keep >= 1.0 ? block_size_
-                             : std::max<int64_t>(1, static_cast<int64_t>(keep * double(block_size_)));
+  keep_tokens_ = keep >= 1.0
+                     ? block_size_
+                     : std::max<int64_t>(1, static_cast<int64_t>(keep * double(block_size_)));
   model_->eval();
 }
 
@@ -32,7 +33,8 @@ torch::Tensor IncrementalDecoder::feed(const std::vector<TokenId>& tokens) {
   bool slid = false;
   if (static_cast<int64_t>(context_.size()) > block_size_) {
     // The new tokens always stay, even when they alone are more than keep_tokens_.
-    const int64_t keep = std::max<int64_t>(keep_tokens_, std::min<int64_t>(int64_t(tokens.size()), block_size_));
+    const int64_t keep =
+        std::max<int64_t>(keep_tokens_, std::min<int64_t>(int64_t(tokens.size()), block_size_));
     while (static_cast<int64_t>(context_.size()) > keep) context_.pop_front();
     slid = true;
   }

@@ -127,10 +127,12 @@ std::string Checkpoint::resolve(const std::string& p) {
       if (fs::is_regular_file(fs::path(p) / name)) return (fs::path(p) / name).string();
     if (is_safetensors_export(p)) return p;
     if (fs::is_regular_file(fs::path(p) / "config.json"))
-      throw CheckpointError(p + ": a Hugging Face export, which transformers reads; qkv reads "
-                                "its own safetensors export, a run directory or a checkpoint");
-    throw CheckpointError(p + ": neither a run directory (best.pt or last.pt) nor a safetensors "
-                              "export (model.safetensors and config.yaml)");
+      throw CheckpointError(p +
+                            ": a Hugging Face export, which transformers reads; qkv reads "
+                            "its own safetensors export, a run directory or a checkpoint");
+    throw CheckpointError(p +
+                          ": neither a run directory (best.pt or last.pt) nor a safetensors "
+                          "export (model.safetensors and config.yaml)");
   }
   if (!fs::is_regular_file(p)) throw CheckpointError(p + ": checkpoint not found");
   return p;
