@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <future>
 #include <thread>
 
@@ -95,6 +96,24 @@ void check_reducer(bool overlap) {
       }
     }
   });
+}
+
+// A rank whose peer died must fail its collective with a line, not die of SIGPIPE when Gloo
+// writes to the dead peer's socket.
+TEST(ProcessGroup, ConnectingIgnoresSigpipeUnlessTheProgramHandlesIt) {
+  REQUIRE_GLOO();
+  std::signal(SIGPIPE, SIG_DFL);
+  run_ranks(2, [](int, std::shared_ptr<qkv::ProcessGroup>) {});
+  struct sigaction now {};
+  ASSERT_EQ(sigaction(SIGPIPE, nullptr, &now), 0);
+  EXPECT_EQ(now.sa_handler, SIG_IGN);
+  // A handler of the program's own stays.
+  auto handler = [](int) {};
+  std::signal(SIGPIPE, +handler);
+  run_ranks(2, [](int, std::shared_ptr<qkv::ProcessGroup>) {});
+  ASSERT_EQ(sigaction(SIGPIPE, nullptr, &now), 0);
+  EXPECT_EQ(now.sa_handler, +handler);
+  std::signal(SIGPIPE, SIG_IGN);
 }
 
 TEST(GradientReducer, AveragesBucketsAfterBackward) {
@@ -313,7 +332,7 @@ TEST_F(DataParallelCli, AKilledRankEndsTheOtherWithOneLineAndLastCheckpointLoads
   EXPECT_NE(o.exit_code, 0);
   EXPECT_LT(o.seconds, 120) << "rank 0 should end within the 30 s collective timeout";
   const auto problems = o.problems();
-  ASSERT_EQ(problems.size(), 1u) << o.err;
+  ASSERT_EQ(problems.size(), 1u) << "exit code " << o.exit_code << "\n" << o.err;
   EXPECT_NE(problems[0].find("rank 0: "), std::string::npos) << problems[0];
   EXPECT_NE(problems[0].find("failed"), std::string::npos) << problems[0];
   const auto ckpt = qkv::Checkpoint::load(dir_ / "run/last.pt");
