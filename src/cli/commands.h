@@ -46,6 +46,7 @@ struct GenerateArgs {
   std::string prompt_file;
   int num_samples = 1;  // sample n uses seed options.sampling.seed + n
   GenerationOptions options;
+  std::string weights = "fp32";  // fp32, bf16 or int8 (WeightFormat)
   RuntimeArgs runtime;
 };
 
@@ -54,6 +55,7 @@ struct EvalArgs {
   std::string data;  // raw text, or a prepared .bin token file
   bool json = false;
   PerplexityOptions options;
+  std::string weights = "fp32";
   RuntimeArgs runtime;
 };
 
@@ -108,11 +110,14 @@ int run_generate(const GenerateArgs& args);
 int run_eval(const EvalArgs& args);
 int run_train(const TrainArgs& args);
 
-// Loads a checkpoint (file or run directory) onto the device in eval mode, after start_runtime.
-Checkpoint load_for_inference(const std::string& path, const RuntimeArgs& runtime);
+// Loads a checkpoint (file or run directory) onto the device in eval mode, after start_runtime,
+// its linear weights packed in `weights` (fp32, bf16 or int8; the last two on the CPU only).
+// Decoding with packed weights gives the cores to LibTorch's pool, which runs their kernels.
+Checkpoint load_for_inference(const std::string& path, const RuntimeArgs& runtime,
+                              const std::string& weights = "fp32", bool decoding = false);
 
 // Sets threads from `threads` (0 = every core) and logs the version, LibTorch version, BLAS
 // and thread counts.
-RuntimeInfo start_runtime(int threads);
+RuntimeInfo start_runtime(int threads, CoreOwner owner = CoreOwner::kBlas);
 
 }  // namespace qkv::cli

@@ -24,7 +24,7 @@ void add_layer_norm(TensorEntries& t, const std::string& name, const LayerNorm& 
 }
 
 // GPT-2's Conv1D computes x W + b with W stored (in, out); LibTorch's Linear stores (out, in).
-void add_conv1d(TensorEntries& t, const std::string& name, const torch::nn::Linear& linear) {
+void add_conv1d(TensorEntries& t, const std::string& name, const Linear& linear) {
   t.add(name + ".weight", linear->weight.t());
   t.add(name + ".bias", bias_or_zeros(linear->bias, linear->weight.size(0)));
 }

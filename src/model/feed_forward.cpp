@@ -3,10 +3,8 @@
 namespace qkv {
 
 FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t d_ff, bool bias, double p) {
-  fc_in = register_module("fc_in",
-                          torch::nn::Linear(torch::nn::LinearOptions(d_model, d_ff).bias(bias)));
-  fc_out = register_module("fc_out",
-                           torch::nn::Linear(torch::nn::LinearOptions(d_ff, d_model).bias(bias)));
+  fc_in = register_module("fc_in", Linear(d_model, d_ff, bias));
+  fc_out = register_module("fc_out", Linear(d_ff, d_model, bias));
   dropout = register_module("dropout", torch::nn::Dropout(p));
 }
 

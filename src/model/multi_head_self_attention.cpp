@@ -39,9 +39,7 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const MultiHeadSelfAttent
     : options(opts) {
   TORCH_CHECK(opts.d_model() % opts.n_head() == 0, "d_model must be divisible by n_head");
   auto linear = [&](const char* name) {
-    return register_module(
-        name, torch::nn::Linear(
-                  torch::nn::LinearOptions(opts.d_model(), opts.d_model()).bias(opts.bias())));
+    return register_module(name, Linear(opts.d_model(), opts.d_model(), opts.bias()));
   };
   w_q = linear("w_q");
   w_k = linear("w_k");

@@ -27,7 +27,7 @@ void TransformerLMImpl::init_weights() {
   // stream scaled by 1/sqrt(2 * n_layer) so its variance does not grow with depth.
   torch::NoGradGuard no_grad;
   for (auto& module : modules(/*include_self=*/false)) {
-    if (auto* linear = module->as<torch::nn::Linear>()) {
+    if (auto* linear = module->as<Linear>()) {
       torch::nn::init::normal_(linear->weight, 0.0, 0.02);
       if (linear->bias.defined()) torch::nn::init::zeros_(linear->bias);
     } else if (auto* embedding = module->as<torch::nn::Embedding>()) {
@@ -88,6 +88,16 @@ torch::Tensor TransformerLMImpl::forward(const torch::Tensor& idx, ForwardCaptur
 
 torch::Tensor TransformerLMImpl::loss(const torch::Tensor& logits, const torch::Tensor& targets) {
   return torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
+}
+
+int64_t TransformerLMImpl::pack_weights(WeightFormat format) {
+  int64_t bytes = 0;
+  for (auto& module : modules(/*include_self=*/false))
+    if (auto* linear = module->as<Linear>()) {
+      linear->pack_weight(format);
+      if (linear->packed()) bytes += linear->packed()->bytes();
+    }
+  return bytes;
 }
 
 torch::Tensor TransformerLMImpl::lm_head_weight() const {

@@ -72,7 +72,7 @@ int hardware_cores() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-RuntimeInfo configure_runtime(int threads) {
+RuntimeInfo configure_runtime(int threads, CoreOwner owner) {
   RuntimeInfo info;
   // glibc serves blocks above 128 KiB-32 MiB with fresh mmaps and returns them on free, so every
   // step's activations page-faulted in anew: the large Shakespeare config spent 2 of its 3.4
@@ -84,7 +84,10 @@ RuntimeInfo configure_runtime(int threads) {
   using GetThreads = int (*)();
   auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   auto get_blas = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  if (set_blas) {
+  if (set_blas && owner == CoreOwner::kLibTorch) {
+    set_blas(1);
+    info.threads = wanted;
+  } else if (set_blas) {
     // OpenBLAS keeps its own spinning thread pool. Beside LibTorch's OpenMP pool of the same
     // size the two fight for the cores: the small Shakespeare step took 175 ms with 2 + 2
     // threads, 78 ms with 2 OpenMP + 1 BLAS, 65 ms with 1 OpenMP + 2 BLAS (2-core machine).

@@ -2,9 +2,10 @@
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
+
+#include "qkv/model/linear.h"
 
 namespace qkv {
 
@@ -15,8 +16,8 @@ class FeedForwardImpl : public torch::nn::Module {
 
   torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C)
 
-  torch::nn::Linear fc_in{nullptr};   // C -> d_ff
-  torch::nn::Linear fc_out{nullptr};  // d_ff -> C, a residual projection
+  Linear fc_in{nullptr};   // C -> d_ff
+  Linear fc_out{nullptr};  // d_ff -> C, a residual projection
   torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(FeedForward);

@@ -3,11 +3,11 @@
 #include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
 #include "qkv/model/kv_cache.h"
+#include "qkv/model/linear.h"
 
 namespace qkv {
 
@@ -42,7 +42,7 @@ class MultiHeadSelfAttentionImpl : public torch::nn::Module {
   static bool sdpa_available();
 
   MultiHeadSelfAttentionOptions options;
-  torch::nn::Linear w_q{nullptr}, w_k{nullptr}, w_v{nullptr}, w_o{nullptr};
+  Linear w_q{nullptr}, w_k{nullptr}, w_v{nullptr}, w_o{nullptr};
   torch::nn::Dropout attn_dropout{nullptr}, resid_dropout{nullptr};
 
  private:

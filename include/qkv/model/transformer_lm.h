@@ -50,6 +50,11 @@ class TransformerLMImpl : public torch::nn::Module {
 
   const ModelConfig& config() const { return config_; }
 
+  // Stores every block's linear weights in `format` for inference on the CPU (kFloat32 undoes
+  // it); see LinearImpl::pack_weight. Embeddings, layer norms and the LM head stay float32.
+  // Returns the bytes the packed weights take.
+  int64_t pack_weights(WeightFormat format);
+
   TokenEmbedding tok_emb{nullptr};
   SinusoidalPositionalEncoding pos_enc{nullptr};  // when positional_encoding is sinusoidal
   torch::nn::Embedding pos_emb{nullptr};          // when it is learned

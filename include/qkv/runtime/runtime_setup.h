@@ -11,10 +11,17 @@ struct RuntimeInfo {
   std::string blas;      // which BLAS library is loaded, e.g. "OpenBLAS 0.3.21 ... (path)"
 };
 
+// Which pool gets the cores when OpenBLAS is the BLAS (two spinning pools fight for them).
+enum class CoreOwner {
+  kBlas,      // large matrix products: training, evaluation, prompts
+  kLibTorch,  // many small products of one token each: decoding with packed weights
+};
+
 // Gives `threads` cores (0 = every core) to the computation and reports what is in use: to
-// OpenBLAS when it is the BLAS (LibTorch's own pool then gets one thread, see the .cpp for the
-// measurements), else to LibTorch's intra-op pool. Call before any work.
-RuntimeInfo configure_runtime(int threads);
+// OpenBLAS when it is the BLAS and `owner` is kBlas (LibTorch's own pool then gets one thread,
+// see the .cpp for the measurements), else to LibTorch's intra-op pool with one BLAS thread.
+// Call before any work.
+RuntimeInfo configure_runtime(int threads, CoreOwner owner = CoreOwner::kBlas);
 
 // The OpenBLAS kernel set (an OPENBLAS_CORETYPE value) this CPU should use, when OpenBLAS has
 // fallen back to its generic Prescott kernels on a CPU newer than it knows; "" otherwise (not

@@ -1,0 +1,41 @@
+#include "qkv/model/linear.h"
+
+#include <cmath>
+
+#include <torch/nn/init.h>
+
+namespace qkv {
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool bias)
+    : in_features(in), out_features(out), with_bias(bias) {
+  reset();
+}
+
+void LinearImpl::reset() {
+  weight = register_parameter("weight", torch::empty({out_features, in_features}));
+  bias = with_bias ? register_parameter("bias", torch::empty({out_features})) : torch::Tensor();
+  // torch::nn::Linear's initial values (the model re-initialises them anyway).
+  torch::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (with_bias) {
+    const double bound = 1.0 / std::sqrt(double(in_features));
+    torch::nn::init::uniform_(bias, -bound, bound);
+  }
+  packed_.reset();
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  if (packed_ && !torch::GradMode::is_enabled() && x.device().is_cpu() &&
+      x.scalar_type() == torch::kFloat32)
+    return packed_->linear(x, bias);
+  return torch::linear(x, weight, bias);
+}
+
+void LinearImpl::pack_weight(WeightFormat format) {
+  if (format == WeightFormat::kFloat32)
+    packed_.reset();
+  else
+    packed_ = std::make_shared<const PackedWeight>(weight, format);
+}
+
+}  // namespace qkv
