@@ -3,6 +3,8 @@
 // with them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "qkv/generate/incremental_decoder.h"
 #include "qkv/model/linear.h"
 #include "qkv/model/packed_weight.h"
@@ -146,6 +148,49 @@ TEST(PackedWeight, ModelDecodesWithTheCacheAsItRecomputesAndLeavesItsWeightsAlon
   for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i]));
   model->pack_weights(WeightFormat::kFloat32);
   EXPECT_TRUE(torch::equal(model(ids)[0][-1], fp32));
+}
+
+}  // namespace
+
+namespace {
+
+double json_number(const std::string& json, const std::string& key) {
+  const auto at = json.find("\"" + key + "\":");
+  return at == std::string::npos ? -1 : std::stod(json.substr(at + key.size() + 3));
+}
+
+// Through the command line: eval measures what int8 costs, generate decodes with it, and a
+// format that does not exist is one line naming the flag.
+TEST(WeightsFlag, EvalAndGenerateUseThePackedWeights) {
+  qkv::testing::TempDir dir("qkv_test_weights_flag");
+  qkv::testing::write_file(dir / "corpus.txt", qkv::testing::sample_corpus(400));
+  const std::string qkv = QKV_BINARY;
+  const std::string run = dir / "run";
+  auto trained =
+      qkv::testing::run_command(qkv + " train " + QKV_SOURCE_DIR +
+                                "/configs/tiny.yaml --set data.files=" + (dir / "corpus.txt") +
+                                " --set data.dir=" + (dir / "data") +
+                                " --set train.out_dir=" + run + " --set train.max_steps=30 2>&1");
+  ASSERT_EQ(trained.exit_code, 0) << trained.out;
+  auto eval = [&](const std::string& weights) {
+    auto r = qkv::testing::run_command(qkv + " eval " + run + " --data " + (dir / "corpus.txt") +
+                                       " --json --weights " + weights + " 2> /dev/null");
+    EXPECT_EQ(r.exit_code, 0) << weights;
+    return json_number(r.out, "perplexity");
+  };
+  const double fp32 = eval("fp32"), int8 = eval("int8"), bf16 = eval("bf16");
+  ASSERT_GT(fp32, 1.0);
+  EXPECT_NE(int8, fp32);                  // the packed weights were used ...
+  EXPECT_NEAR(int8, fp32, 0.005 * fp32);  // ... and cost less than 0.5% of perplexity
+  EXPECT_NEAR(bf16, fp32, 0.005 * fp32);
+  auto text = qkv::testing::run_command(qkv + " generate " + run +
+                                        " --weights int8 --max-new-tokens 40 --prompt ab");
+  EXPECT_EQ(text.exit_code, 0);
+  EXPECT_EQ(text.out.size(), 2u + 40u + 1u) << text.out;  // prompt, 40 chars, newline
+  auto bad = qkv::testing::run_command(qkv + " generate " + run + " --weights fp16 2>&1");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("--weights"), std::string::npos) << bad.out;
+  EXPECT_EQ(std::count(bad.out.begin(), bad.out.end(), '\n'), 1) << bad.out;
 }
 
 }  // namespace
