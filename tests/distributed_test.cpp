@@ -318,7 +318,9 @@ TEST_F(DataParallelCli, AKilledRankEndsTheOtherWithOneLineAndLastCheckpointLoads
   const uint16_t port = qkv::free_local_port();
   const auto args = train_args(dir_, "run", 4, 100000) + " --set checkpoint.every=5";
   auto launch = [&](int r) {
-    return "env RANK=" + std::to_string(r) +
+    // LOCAL_RANK as a launcher sets it: only local rank 0 prepares the data (without it both
+    // ranks prepared into one directory at once, and one rename failed in CI).
+    return "env RANK=" + std::to_string(r) + " LOCAL_RANK=" + std::to_string(r) +
            " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " " +
            qkv_bin() + " train " + args;
   };
