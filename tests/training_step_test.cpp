@@ -52,7 +52,8 @@ using qkv::testing::max_param_difference;
 
 TEST(TrainingStep, EqualsTheTextbookStepWithAndWithoutClipping) {
   for (double clip : {0.0, 1e-3}) {
-    auto c = step_config({"train.grad_clip=" + std::to_string(clip)});
+    // The reference kernels: the fused ones round differently (RuntimeKernelsSelects... below).
+    auto c = step_config({"train.grad_clip=" + std::to_string(clip), "runtime.kernels=reference"});
     auto model = fresh_model(c), reference = fresh_model(c);
     auto optimizer = qkv::make_adamw(model, c.optim);
     auto reference_optimizer = qkv::make_adamw(reference, c.optim);
@@ -77,6 +78,31 @@ TEST(TrainingStep, EqualsTheTextbookStepWithAndWithoutClipping) {
     qkv::TrainingStep(m1, *o1, c1).run([&] { return batch; }, 1e-2);
   }
   EXPECT_GT(max_param_difference(m0, m1), 1e-5);
+}
+
+// runtime.kernels picks the attention path of the model the step trains; both paths compute the
+// same step.
+TEST(TrainingStep, RuntimeKernelsSelectsThePathAndBothTrainAlike) {
+  auto fused_config = step_config({"runtime.kernels=fused"});
+  auto reference_config = step_config({"runtime.kernels=reference"});
+  auto fused = fresh_model(fused_config), reference = fresh_model(reference_config);
+  auto fused_optimizer = qkv::make_adamw(fused, fused_config.optim);
+  auto reference_optimizer = qkv::make_adamw(reference, reference_config.optim);
+  qkv::TrainingStep fused_step(fused, *fused_optimizer, fused_config);
+  qkv::TrainingStep reference_step(reference, *reference_optimizer, reference_config);
+  auto path_of = [](qkv::TransformerLM& m) {
+    return m->blocks->ptr<qkv::TransformerBlockImpl>(0)->attn->options.kernels();
+  };
+  EXPECT_EQ(path_of(fused), qkv::KernelPath::kFused);
+  EXPECT_EQ(path_of(reference), qkv::KernelPath::kReference);
+  for (uint64_t s = 0; s < 3; ++s) {
+    const auto batch = random_batch(fused_config, 4, 200 + s);
+    const auto a = fused_step.run([&] { return batch; }, 1e-2);
+    const auto b = reference_step.run([&] { return batch; }, 1e-2);
+    EXPECT_NEAR(a.loss, b.loss, 1e-5 * std::abs(b.loss)) << "step " << s;
+    EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-4 * b.grad_norm) << "step " << s;
+  }
+  EXPECT_LT(max_param_difference(fused, reference), 1e-5);
 }
 
 TEST(TrainingStep, AccumulatingTwoHalvesEqualsOneWholeBatch) {

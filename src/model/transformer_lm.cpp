@@ -100,6 +100,11 @@ int64_t TransformerLMImpl::pack_weights(WeightFormat format) {
   return bytes;
 }
 
+void TransformerLMImpl::use_kernels(KernelPath path) {
+  for (auto& module : modules(/*include_self=*/false))
+    if (auto* attention = module->as<MultiHeadSelfAttention>()) attention->options.kernels(path);
+}
+
 torch::Tensor TransformerLMImpl::lm_head_weight() const {
   return lm_head.defined() ? lm_head : tok_emb->weight;
 }

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <type_traits>
 
+#include <ATen/Parallel.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/version.h>
 
@@ -21,25 +24,92 @@ bool fused_adamw_available() {
 #endif
 }
 
-#ifdef QKV_HAVE_FUSED_ADAMW
 namespace {
 
 using torch::optim::AdamWOptions;
 using torch::optim::AdamWParamState;
 
 // The state LibTorch's AdamW would create for p on its first step.
+// The key LibTorch files a parameter's state under: its TensorImpl's address, as a string before
+// LibTorch 2.0 and as a pointer since.
+// (A template so that only the branch this LibTorch needs is compiled.)
+template <typename Optimizer>
+auto state_key(Optimizer& optimizer, const torch::Tensor& p) {
+  using Key = typename std::decay_t<decltype(optimizer.state())>::key_type;
+  if constexpr (std::is_same_v<Key, std::string>)
+    return c10::guts::to_string(p.unsafeGetTensorImpl());
+  else
+    return Key(p.unsafeGetTensorImpl());
+}
+
 AdamWParamState& state_of(torch::optim::AdamW& optimizer, const torch::Tensor& p) {
   auto& states = optimizer.state();
-  auto it = states.find(p.unsafeGetTensorImpl());
+  auto it = states.find(state_key(optimizer, p));
   if (it == states.end()) {
     auto s = std::make_unique<AdamWParamState>();
     s->step(0);
     s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
     s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-    it = states.emplace(p.unsafeGetTensorImpl(), std::move(s)).first;
+    it = states.emplace(state_key(optimizer, p), std::move(s)).first;
   }
   return static_cast<AdamWParamState&>(*it->second);
 }
+
+bool cpu_float32(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
+}
+
+// LibTorch's AdamW update of one parameter, written as one pass over p, g, m and v instead of
+// ~8 tensor ops that each read and write them all: the same formula in the same order.
+void cpu_adamw_update(torch::Tensor& p, const torch::Tensor& g, AdamWParamState& s,
+                      const AdamWOptions& o) {
+  s.step(s.step() + 1);
+  const auto [beta1, beta2] = o.betas();
+  const double bias1 = 1 - std::pow(beta1, double(s.step())),
+               bias2 = 1 - std::pow(beta2, double(s.step()));
+  const float decay = float(1 - o.lr() * o.weight_decay()), b1 = float(beta1), b2 = float(beta2),
+              one_b1 = float(1 - beta1), one_b2 = float(1 - beta2),
+              root_bias2 = float(std::sqrt(bias2)), eps = float(o.eps()),
+              step_size = float(o.lr() / bias1);
+  float *pp = p.data_ptr<float>(), *mp = s.exp_avg().data_ptr<float>(),
+        *vp = s.exp_avg_sq().data_ptr<float>();
+  const float* gp = g.data_ptr<float>();
+  at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float gi = gp[i];
+      if (o.weight_decay() != 0) pp[i] *= decay;
+      mp[i] = mp[i] * b1 + gi * one_b1;
+      vp[i] = vp[i] * b2 + one_b2 * gi * gi;
+      pp[i] -= step_size * (mp[i] / (std::sqrt(vp[i]) / root_bias2 + eps));
+    }
+  });
+}
+
+// The whole step through cpu_adamw_update when every parameter with a gradient, its gradient and
+// its moments are contiguous float32 CPU tensors; false (nothing done) otherwise.
+[[maybe_unused]] bool cpu_adamw_step(torch::optim::AdamW& optimizer) {
+  for (auto& group : optimizer.param_groups()) {
+    if (static_cast<const AdamWOptions&>(group.options()).amsgrad()) return false;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      if (!cpu_float32(p) || !cpu_float32(p.grad())) return false;
+      const auto& s = state_of(optimizer, p);
+      if (!cpu_float32(s.exp_avg()) || !cpu_float32(s.exp_avg_sq())) return false;
+    }
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params())
+      if (p.grad().defined())
+        cpu_adamw_update(p, p.grad(), state_of(optimizer, p),
+                         static_cast<const AdamWOptions&>(group.options()));
+  return true;
+}
+
+}  // namespace
+
+#ifdef QKV_HAVE_FUSED_ADAMW
+namespace {
 
 // One group's parameters sharing one step count (the trainer steps them all together), so the
 // kernel reads one step tensor for all of them.
@@ -89,8 +159,9 @@ void fused_group_step(torch::optim::AdamW& optimizer, const FusedGroup& g, const
 }  // namespace
 #endif
 
-void adamw_step(torch::optim::AdamW& optimizer) {
+void adamw_step(torch::optim::AdamW& optimizer, KernelPath path) {
 #ifdef QKV_HAVE_FUSED_ADAMW
+  (void)path;  // LibTorch's own fused kernel serves both paths
   torch::NoGradGuard no_grad;
   std::vector<FusedGroup> groups;
   for (auto& group : optimizer.param_groups()) groups.push_back(gather(optimizer, group));
@@ -103,6 +174,7 @@ void adamw_step(torch::optim::AdamW& optimizer) {
     fused_group_step(optimizer, groups[i],
                      static_cast<const AdamWOptions&>(optimizer.param_groups()[i].options()));
 #else
+  if (path == KernelPath::kFused && cpu_adamw_step(optimizer)) return;
   optimizer.step();
 #endif
 }

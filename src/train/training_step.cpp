@@ -25,7 +25,9 @@ TrainingStep::TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer,
       max_norm_(config.train.grad_clip > 0 ? config.train.grad_clip : INFINITY),
       bf16_(config.runtime.dtype == ComputeDtype::kBf16),
       device_(model_->lm_head_weight().device()),
+      kernels_(kernel_path_from_string(config.runtime.kernels)),
       group_(std::move(group)) {
+  model_->use_kernels(kernels_);
   if (group_ && group_->world_size() > 1) {
     GradientReducerOptions options;
     options.bucket_bytes = config.runtime.bucket_mb << 20;
@@ -119,7 +121,7 @@ StepOutcome TrainingStep::run_eager(const std::function<Batch()>& next_batch, do
   }
   if (std::isfinite(out.loss)) {
     out.grad_norm = clip_gradients(params_, max_norm_);
-    adamw_step(optimizer_);
+    adamw_step(optimizer_, kernels_);
     out.updated = true;
   }
   // Gradients to none rather than zero: the next backward writes instead of accumulating.

@@ -6,6 +6,7 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "qkv/kernels/kernel_path.h"
 #include "qkv/model/kv_cache.h"
 #include "qkv/model/linear.h"
 
@@ -23,6 +24,10 @@ struct MultiHeadSelfAttentionOptions {
   // Divide scores by sqrt(d_k) so their variance does not grow with d_k; the lecture's example
   // leaves it out to keep the numbers hand-checkable.
   TORCH_ARG(bool, scale_scores) = true;
+  // kFused: a causal forward over a whole float32 CPU sequence (training, evaluation) runs
+  // qkv's own attention-core kernel (qkv/kernels/causal_attention.h); asking for the weights, a
+  // cache, CUDA or another dtype keeps the reference formula below.
+  TORCH_ARG(KernelPath, kernels) = KernelPath::kReference;
 };
 
 // softmax(Q K^T / sqrt(d_k)) V, with Q = x W^Q, K = x W^K, V = x W^V per head, the heads
@@ -46,6 +51,7 @@ class MultiHeadSelfAttentionImpl : public torch::nn::Module {
   torch::nn::Dropout attn_dropout{nullptr}, resid_dropout{nullptr};
 
  private:
+  torch::Tensor fused_cpu_attention(const torch::Tensor& x, double scale);  // (B, T, C)
   torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k,
                                 const torch::Tensor& v, double scale, int64_t past);
 };

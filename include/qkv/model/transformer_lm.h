@@ -55,6 +55,10 @@ class TransformerLMImpl : public torch::nn::Module {
   // Returns the bytes the packed weights take.
   int64_t pack_weights(WeightFormat format);
 
+  // Which code computes the layers that have a fused CPU kernel (KernelPath). A new model uses
+  // the reference; TrainingStep applies runtime.kernels.
+  void use_kernels(KernelPath path);
+
   TokenEmbedding tok_emb{nullptr};
   SinusoidalPositionalEncoding pos_enc{nullptr};  // when positional_encoding is sinusoidal
   torch::nn::Embedding pos_emb{nullptr};          // when it is learned

@@ -5,16 +5,19 @@
 #include <torch/optim/adamw.h>
 #include <torch/types.h>
 
+#include "qkv/kernels/kernel_path.h"
+
 namespace qkv {
 
 // Whether this LibTorch has the fused AdamW kernel for every device (2.4 and later).
 bool fused_adamw_available();
 
 // One AdamW update of every parameter that has a gradient. Where LibTorch has the fused kernel it
-// updates each group in one call (on a GPU, one launch instead of ~10 per parameter); otherwise
-// it is optimizer.step(). Both read and write the optimizer's own state, so checkpoints,
-// resuming and the two paths mix freely.
-void adamw_step(torch::optim::AdamW& optimizer);
+// updates each group in one call (on a GPU, one launch instead of ~10 per parameter). Otherwise,
+// with `path` kFused and float32 CPU parameters, qkv's own loop updates each parameter in one
+// pass; else it is optimizer.step(). All read and write the optimizer's own state, so
+// checkpoints, resuming and the paths mix freely.
+void adamw_step(torch::optim::AdamW& optimizer, KernelPath path = KernelPath::kReference);
 
 // The same update with everything the kernel reads on the device, so that it can be captured in
 // a CUDA graph and replayed: the learning rate `lr`, the step count `step` (incremented here

@@ -9,6 +9,7 @@
 #include "qkv/config/config.h"
 #include "qkv/data/batch_sampler.h"
 #include "qkv/distributed/gradient_reducer.h"
+#include "qkv/kernels/kernel_path.h"
 #include "qkv/model/step_stage.h"
 #include "qkv/model/transformer_lm.h"
 #include "qkv/train/cuda_graph_step.h"
@@ -64,6 +65,7 @@ class TrainingStep {
   double max_norm_;
   bool bf16_;
   torch::Device device_;
+  KernelPath kernels_;                    // runtime.kernels
   std::unique_ptr<CudaGraphStep> graph_;  // set when the step is to be captured
   int64_t eager_steps_ = 0;
   torch::Tensor step_on_device_;  // the optimizer's step count, as the captured kernel reads it
