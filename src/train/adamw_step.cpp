@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <string>
 #include <type_traits>
 
@@ -29,19 +30,21 @@ namespace {
 using torch::optim::AdamWOptions;
 using torch::optim::AdamWParamState;
 
-// The state LibTorch's AdamW would create for p on its first step.
 // The key LibTorch files a parameter's state under: its TensorImpl's address, as a string before
 // LibTorch 2.0 and as a pointer since.
 // (A template so that only the branch this LibTorch needs is compiled.)
 template <typename Optimizer>
 auto state_key(Optimizer& optimizer, const torch::Tensor& p) {
   using Key = typename std::decay_t<decltype(optimizer.state())>::key_type;
-  if constexpr (std::is_same_v<Key, std::string>)
-    return c10::guts::to_string(p.unsafeGetTensorImpl());
-  else
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;  // as c10::guts::to_string, gone from LibTorch 2.x
+    key << p.unsafeGetTensorImpl();
+    return key.str();
+  } else
     return Key(p.unsafeGetTensorImpl());
 }
 
+// The state LibTorch's AdamW would create for p on its first step.
 AdamWParamState& state_of(torch::optim::AdamW& optimizer, const torch::Tensor& p) {
   auto& states = optimizer.state();
   auto it = states.find(state_key(optimizer, p));
