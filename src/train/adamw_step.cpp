@@ -77,10 +77,11 @@ void cpu_adamw_update(torch::Tensor& p, const torch::Tensor& g, AdamWParamState&
   float *pp = p.data_ptr<float>(), *mp = s.exp_avg().data_ptr<float>(),
         *vp = s.exp_avg_sq().data_ptr<float>();
   const float* gp = g.data_ptr<float>();
+  const bool decays = o.weight_decay() != 0;  // LibTorch multiplies only then
   at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const float gi = gp[i];
-      if (o.weight_decay() != 0) pp[i] *= decay;
+      if (decays) pp[i] *= decay;
       mp[i] = mp[i] * b1 + gi * one_b1;
       vp[i] = vp[i] * b2 + one_b2 * gi * gi;
       pp[i] -= step_size * (mp[i] / (std::sqrt(vp[i]) / root_bias2 + eps));
