@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs qkv's system dependencies from Debian's archive (idempotent), makes OpenBLAS the BLAS
-# that LibTorch uses, then configures and builds into build/. Run it as root, or as a user with
-# sudo: it calls sudo for the package and BLAS steps only, so build/ belongs to the user.
+# Installs qkv's system dependencies from Debian's archive (idempotent), makes OpenBLAS's OpenMP
+# build the BLAS that LibTorch uses, then configures and builds into build/. Run it as root, or as
+# a user with sudo: it calls sudo for the package and BLAS steps only, so build/ belongs to the user.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,7 +10,7 @@ build_dir="${QKV_BUILD_DIR:-$root/build}"
 packages=(
   g++ cmake ninja-build pkg-config git ca-certificates curl
   libtorch-dev             # LibTorch 1.13 (CPU)
-  libopenblas0-pthread     # fast BLAS; Debian's reference BLAS is ~30x slower at fp32 matmul
+  libopenblas0-openmp      # fast BLAS (the reference one is ~30x slower) on LibTorch's OpenMP pool
   libopenblas-dev
   libsentencepiece-dev     # tokenizer (loaded as a plugin: see src/plugin/)
   libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
@@ -52,13 +52,17 @@ else
   echo "setup: all packages present"
 fi
 
-# LibTorch links libblas.so.3; point that at OpenBLAS (it usually wins the alternatives vote
-# already, this makes it certain).
+# LibTorch links libblas.so.3 and qkv libopenblas.so.0; point both at the OpenMP build of
+# OpenBLAS. It runs its threads in the same OpenMP pool as LibTorch, so both get every core in
+# turn: the pthread build keeps a second, spinning pool, and beside it LibTorch had to run on one
+# thread (2-core Xeon: small config 46.5 -> 40.7 ms/step, large config 15.0 -> 9.8 s/step).
 arch="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2> /dev/null || echo x86_64-linux-gnu)"
-openblas="/usr/lib/$arch/openblas-pthread/libblas.so.3"
-if [ -e "$openblas" ]; then
-  "${sudo[@]}" update-alternatives --quiet --set "libblas.so.3-$arch" "$openblas"
-fi
+openblas="/usr/lib/$arch/openblas-openmp"
+for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
+  if [ -e "$openblas/$lib" ]; then
+    "${sudo[@]}" update-alternatives --quiet --set "$lib-$arch" "$openblas/$lib"
+  fi
+done
 
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build "$build_dir"

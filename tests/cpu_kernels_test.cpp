@@ -6,7 +6,11 @@
 #include <cmath>
 
 #include "qkv/kernels/causal_attention.h"
+#include "qkv/kernels/gelu.h"
 #include "qkv/kernels/kernel_path.h"
+#include "qkv/kernels/layer_norm.h"
+#include "qkv/model/feed_forward.h"
+#include "qkv/model/layer_norm.h"
 #include "qkv/model/multi_head_self_attention.h"
 #include "qkv/train/adamw_step.h"
 #include "qkv/train/optimizer_setup.h"
@@ -178,6 +182,145 @@ TEST(CpuAdamW, EqualsLibTorchsAdamWStepForStep) {
   EXPECT_GT((a->parameters()[0] - start).abs().max().item<double>(), 1e-3);  // it moved
   for (auto& entry : opt_a->state())  // and counted its steps as LibTorch does
     EXPECT_EQ(static_cast<torch::optim::AdamWParamState&>(*entry.second).step(), 5);
+}
+
+// --- GELU --------------------------------------------------------------------------------------
+
+// Each element within 1e-6 + 1e-5 of the float64 value: elementwise, so small values in the
+// tails are held to their own size, not to the tensor's largest.
+void expect_elementwise_near(const torch::Tensor& got, const torch::Tensor& want,
+                             const std::string& what) {
+  const auto w = want.to(torch::kFloat64);
+  const auto excess = (got.to(torch::kFloat64) - w).abs() - (1e-6 + 1e-5 * w.abs());
+  EXPECT_LE(excess.max().item<double>(), 0.0) << what;
+}
+
+torch::Tensor gelu_f64(const torch::Tensor& x) {  // x * Phi(x) with the exact erf
+  return 0.5 * x * (1 + torch::erf(x / std::sqrt(2.0)));
+}
+
+// Forward and gradient against float64 autograd of the written-out formula, and against
+// PyTorch's own torch::gelu, over random values and the tails and the zero crossing, at sizes
+// that are not a multiple of the vector or of a thread's share.
+TEST(GeluKernel, ForwardAndGradientEqualFloat64AndTorchGelu) {
+  torch::manual_seed(21);
+  const auto edges = torch::tensor({0.0f, 1e-4f, -1e-4f, 0.5f, -0.5f, 3.0f, -3.0f, 5.0f, -5.0f,
+                                    9.0f, -9.0f, 30.0f, -30.0f, 100.0f, -100.0f});
+  for (const auto& x0 : {torch::randn({1}), torch::randn({7}) * 3, torch::randn({3, 17}) * 3,
+                         torch::randn({2, 300, 65}) * 4, edges}) {
+    const auto x = x0.clone().requires_grad_();
+    const auto dy = torch::randn(x.sizes());
+    const auto y = qkv::gelu(x);
+    const auto dx = torch::autograd::grad({y}, {x}, {dy})[0];
+    const auto x64 = x.detach().to(torch::kFloat64).requires_grad_();
+    const auto y64 = gelu_f64(x64);
+    const auto dx64 = torch::autograd::grad({y64}, {x64}, {dy.to(torch::kFloat64)})[0];
+    const std::string at = "numel " + std::to_string(x.numel());
+    expect_elementwise_near(y, y64, "y, " + at);
+    expect_elementwise_near(dx, dx64, "dx, " + at);
+    const auto xt = x.detach().clone().requires_grad_();
+    const auto yt = torch::gelu(xt);
+    expect_elementwise_near(y, yt, "y against torch::gelu, " + at);
+    expect_elementwise_near(dx, torch::autograd::grad({yt}, {xt}, {dy})[0],
+                            "dx against torch, " + at);
+  }
+}
+
+TEST(GeluKernel, NonContiguousInputAndRefusals) {
+  torch::manual_seed(22);
+  const auto x = torch::randn({9, 5}).t();  // (5, 9), transposed
+  expect_elementwise_near(qkv::gelu(x), gelu_f64(x.to(torch::kFloat64)), "transposed");
+  EXPECT_FALSE(qkv::gelu_supports(x.to(torch::kFloat64)));
+  EXPECT_THROW(qkv::gelu(x.to(torch::kFloat64)), c10::Error);
+}
+
+// --- layer norm ----------------------------------------------------------------------------
+
+torch::Tensor layer_norm_f64(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                             double eps) {
+  const auto mean = x.mean(-1, /*keepdim=*/true);
+  const auto var = (x - mean).pow(2).mean(-1, /*keepdim=*/true);  // biased, as layer norm's
+  auto y = (x - mean) / torch::sqrt(var + eps) * w;
+  return b.defined() ? y + b : y;
+}
+
+// Output and the gradients of x, weight and bias against float64 autograd of the written-out
+// formula: one feature (the output is the bias), sizes not a multiple of 16, rows with a large
+// mean (which a one-pass variance would cancel away), with and without bias, and backward split
+// over 1 and 3 threads (each sums its own weight and bias gradients).
+TEST(LayerNormKernel, ForwardAndGradientsEqualFloat64) {
+  const std::vector<std::vector<int64_t>> shapes = {{1, 1},   {3, 7},      {2, 5, 33},
+                                                    {4, 128}, {2, 3, 130}, {2, 64, 48}};
+  const int threads = at::get_num_threads();
+  for (const auto& shape : shapes)
+    for (bool bias : {true, false})
+      for (int n_threads : {1, 3}) {
+        at::set_num_threads(n_threads);
+        torch::manual_seed(shape.back() * 10 + bias);
+        const int64_t C = shape.back();
+        const auto x = (torch::randn(shape) * 2 + 50).requires_grad_();
+        const auto w = (torch::randn({C}) + 1).requires_grad_();
+        const auto b = bias ? torch::randn({C}).requires_grad_() : torch::Tensor();
+        const auto dy = torch::randn(shape);
+        std::vector<torch::Tensor> inputs{x, w};
+        if (bias) inputs.push_back(b);
+        const auto y = qkv::layer_norm(x, w, b, 1e-5);
+        const auto grads = torch::autograd::grad({y}, inputs, {dy});
+        std::vector<torch::Tensor> inputs64;
+        for (const auto& t : inputs)
+          inputs64.push_back(t.detach().to(torch::kFloat64).requires_grad_());
+        const auto y64 =
+            layer_norm_f64(inputs64[0], inputs64[1], bias ? inputs64[2] : torch::Tensor(), 1e-5);
+        const auto grads64 = torch::autograd::grad({y64}, inputs64, {dy.to(torch::kFloat64)});
+        const std::string at = "C " + std::to_string(C) + (bias ? " bias" : " no bias") +
+                               ", threads " + std::to_string(n_threads);
+        EXPECT_LT(max_relative_error(y, y64), 1e-5) << at;
+        const char* names[] = {"dx", "dweight", "dbias"};
+        for (size_t i = 1; i < grads.size(); ++i)
+          EXPECT_LT(max_relative_error(grads[i], grads64[i]), 1e-5) << names[i] << ", " << at;
+        // dx relative to its natural size, rstd * |dy * w|: with one feature dx is zero in exact
+        // arithmetic and float rounding leaves a trace of that size.
+        const auto x64 = inputs64[0];
+        const auto rstd = 1 / torch::sqrt((x64 - x64.mean(-1, true)).pow(2).mean(-1) + 1e-5);
+        const double dx_size =
+            std::max(grads64[0].abs().max().item<double>(),
+                     rstd.max().item<double>() * (dy * w.detach()).abs().max().item<double>());
+        EXPECT_LT((grads[0] - grads64[0]).abs().max().item<double>() / dx_size, 1e-5)
+            << "dx, " << at;
+      }
+  at::set_num_threads(threads);
+}
+
+TEST(LayerNormKernel, RefusesWhatItCannotTake) {
+  const auto x = torch::randn({2, 8});
+  EXPECT_THROW(qkv::layer_norm(x, torch::ones({7}), {}, 1e-5), c10::Error);
+  EXPECT_THROW(qkv::layer_norm(x, torch::ones({8}), torch::zeros({3}), 1e-5), c10::Error);
+  EXPECT_THROW(qkv::layer_norm(x.to(torch::kFloat64), torch::ones({8}), {}, 1e-5), c10::Error);
+  EXPECT_THROW(qkv::layer_norm(x, torch::ones({8}), {}, 0.0), c10::Error);
+}
+
+// The modules that use these kernels, fused against reference: same output and gradients.
+TEST(LayerNormKernel, FusedModulesEqualTheReferenceModules) {
+  torch::manual_seed(23);
+  qkv::LayerNorm norm(24);
+  qkv::FeedForward mlp(24, 72);
+  const auto x = torch::randn({3, 11, 24}, torch::requires_grad());
+  const auto dy = torch::randn({3, 11, 24});
+  auto run = [&](KernelPath path) {
+    norm->kernels = path;
+    mlp->kernels = path;
+    std::vector<torch::Tensor> inputs{x};
+    for (auto& p : norm->parameters()) inputs.push_back(p);
+    for (auto& p : mlp->parameters()) inputs.push_back(p);
+    const auto y = mlp->forward(norm->forward(x));
+    auto out = torch::autograd::grad({y}, inputs, {dy});
+    out.push_back(y.detach());
+    return out;
+  };
+  const auto fused = run(KernelPath::kFused), reference = run(KernelPath::kReference);
+  ASSERT_EQ(fused.size(), reference.size());
+  for (size_t i = 0; i < fused.size(); ++i)
+    EXPECT_LT(max_relative_error(fused[i], reference[i]), 1e-5) << "tensor " << i;
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "cpu_features.h"
+
 namespace qkv {
 
 namespace {
@@ -28,11 +30,6 @@ namespace portable {
 #include "causal_attention_rows.inc"
 }  // namespace portable
 
-bool use_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return yes;
-}
-
 const uint8_t* keep_data(const torch::Tensor& keep) {
   return keep.numel() > 0 ? keep.data_ptr<uint8_t>() : nullptr;
 }
@@ -41,7 +38,7 @@ const uint8_t* keep_data(const torch::Tensor& keep) {
 void run_forward(const AttentionDims& s, const torch::Tensor& q, const torch::Tensor& k,
                  const torch::Tensor& v, const torch::Tensor& keep, float keep_scale,
                  torch::Tensor& att, torch::Tensor& y) {
-  const auto fn = use_avx512() ? avx512::forward_head : portable::forward_head;
+  const auto fn = cpu_has_avx512() ? avx512::forward_head : portable::forward_head;
   const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
   const uint8_t* kept = keep_data(keep);
   float *ap = att.data_ptr<float>(), *yp = y.data_ptr<float>();
@@ -57,7 +54,7 @@ void run_backward(const AttentionDims& s, const torch::Tensor& dy, const torch::
                   const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& keep,
                   float keep_scale, const torch::Tensor& att, torch::Tensor& dq, torch::Tensor& dk,
                   torch::Tensor& dv) {
-  const auto fn = use_avx512() ? avx512::backward_head : portable::backward_head;
+  const auto fn = cpu_has_avx512() ? avx512::backward_head : portable::backward_head;
   const float *dyp = dy.data_ptr<float>(), *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(),
               *vp = v.data_ptr<float>(), *ap = att.data_ptr<float>();
   const uint8_t* kept = keep_data(keep);

@@ -1,5 +1,7 @@
 #include "qkv/model/feed_forward.h"
 
+#include "qkv/kernels/gelu.h"
+
 namespace qkv {
 
 FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t d_ff, bool bias, double p) {
@@ -9,7 +11,9 @@ FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t d_ff, bool bias, doubl
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-  return dropout(fc_out(torch::gelu(fc_in(x))));  // (B, T, d_ff) in the middle
+  auto h = fc_in(x);  // (B, T, d_ff)
+  h = kernels == KernelPath::kFused && gelu_supports(h) ? qkv::gelu(h) : torch::gelu(h);
+  return dropout(fc_out(h));
 }
 
 }  // namespace qkv

@@ -102,7 +102,12 @@ int64_t TransformerLMImpl::pack_weights(WeightFormat format) {
 
 void TransformerLMImpl::use_kernels(KernelPath path) {
   for (auto& module : modules(/*include_self=*/false))
-    if (auto* attention = module->as<MultiHeadSelfAttention>()) attention->options.kernels(path);
+    if (auto* attention = module->as<MultiHeadSelfAttention>())
+      attention->options.kernels(path);
+    else if (auto* norm = module->as<LayerNorm>())
+      norm->kernels = path;
+    else if (auto* mlp = module->as<FeedForward>())
+      mlp->kernels = path;
 }
 
 torch::Tensor TransformerLMImpl::lm_head_weight() const {

@@ -84,7 +84,13 @@ RuntimeInfo configure_runtime(int threads, CoreOwner owner) {
   using GetThreads = int (*)();
   auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   auto get_blas = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  if (set_blas && owner == CoreOwner::kLibTorch) {
+  auto blas_parallel = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  if (set_blas && blas_parallel && blas_parallel() == 2) {
+    // An OpenMP-built OpenBLAS runs in LibTorch's own OpenMP pool: one pool, so both get every
+    // core and neither waits on the other's spinning threads.
+    set_blas(wanted);
+    info.threads = wanted;
+  } else if (set_blas && owner == CoreOwner::kLibTorch) {
     set_blas(1);
     info.threads = wanted;
   } else if (set_blas) {
@@ -110,7 +116,7 @@ std::string describe_blas() {
     return std::string(config()) + " (" + path + ")";
   if (!path.empty())
     return path.find("/blas/") != std::string::npos
-               ? "reference BLAS, slow: install libopenblas0-pthread (" + path + ")"
+               ? "reference BLAS, slow: install libopenblas0-openmp (" + path + ")"
                : path;
   return "none loaded (LibTorch's built-in kernels or MKL)";
 }

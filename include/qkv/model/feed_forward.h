@@ -5,6 +5,7 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "qkv/kernels/kernel_path.h"
 #include "qkv/model/linear.h"
 
 namespace qkv {
@@ -19,6 +20,7 @@ class FeedForwardImpl : public torch::nn::Module {
   Linear fc_in{nullptr};   // C -> d_ff
   Linear fc_out{nullptr};  // d_ff -> C, a residual projection
   torch::nn::Dropout dropout{nullptr};
+  KernelPath kernels = KernelPath::kReference;  // kFused: GELU from qkv/kernels/gelu.h on the CPU
 };
 TORCH_MODULE(FeedForward);
 

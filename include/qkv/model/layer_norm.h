@@ -4,6 +4,8 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "qkv/kernels/kernel_path.h"
+
 namespace qkv {
 
 // Normalises each position's features to mean 0, variance 1, then applies a learned gain and
@@ -17,6 +19,7 @@ class LayerNormImpl : public torch::nn::Module {
   torch::Tensor weight;
   torch::Tensor bias;  // undefined when bias is off
   double eps;
+  KernelPath kernels = KernelPath::kReference;  // kFused: qkv/kernels/layer_norm.h on the CPU
 };
 TORCH_MODULE(LayerNorm);
 
