@@ -189,9 +189,9 @@ TEST(CpuAdamW, EqualsLibTorchsAdamWStepForStep) {
 // Each element within 1e-6 + 1e-5 of the float64 value: elementwise, so small values in the
 // tails are held to their own size, not to the tensor's largest.
 void expect_elementwise_near(const torch::Tensor& got, const torch::Tensor& want,
-                             const std::string& what) {
+                             const std::string& what, double factor = 1) {
   const auto w = want.to(torch::kFloat64);
-  const auto excess = (got.to(torch::kFloat64) - w).abs() - (1e-6 + 1e-5 * w.abs());
+  const auto excess = (got.to(torch::kFloat64) - w).abs() - factor * (1e-6 + 1e-5 * w.abs());
   EXPECT_LE(excess.max().item<double>(), 0.0) << what;
 }
 
@@ -218,11 +218,14 @@ TEST(GeluKernel, ForwardAndGradientEqualFloat64AndTorchGelu) {
     const std::string at = "numel " + std::to_string(x.numel());
     expect_elementwise_near(y, y64, "y, " + at);
     expect_elementwise_near(dx, dx64, "dx, " + at);
+    // torch::gelu is an approximation too (LibTorch 2.11's misses float64 by more than this
+    // bound in places): two approximations within the bound of the truth, within twice of each
+    // other.
     const auto xt = x.detach().clone().requires_grad_();
     const auto yt = torch::gelu(xt);
-    expect_elementwise_near(y, yt, "y against torch::gelu, " + at);
+    expect_elementwise_near(y, yt, "y against torch::gelu, " + at, 2);
     expect_elementwise_near(dx, torch::autograd::grad({yt}, {xt}, {dy})[0],
-                            "dx against torch, " + at);
+                            "dx against torch, " + at, 2);
   }
 }
 

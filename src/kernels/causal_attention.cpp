@@ -1,5 +1,7 @@
 #include "qkv/kernels/causal_attention.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -34,36 +36,84 @@ const uint8_t* keep_data(const torch::Tensor& keep) {
   return keep.numel() > 0 ? keep.data_ptr<uint8_t>() : nullptr;
 }
 
-// Heads are independent and write disjoint columns of y, dq, dk and dv: one task per head.
+// The process's BLAS sgemm_ (Fortran interface, column-major): OpenBLAS under Debian's LibTorch,
+// MKL inside the PyTorch wheel's. Null where there is none; the module then keeps the reference.
+using Sgemm = void (*)(const char*, const char*, const int*, const int*, const int*, const float*,
+                       const float*, const int*, const float*, const int*, const float*, float*,
+                       const int*);
+Sgemm blas_sgemm() {
+  static const auto f = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  return f;
+}
+
+// Row-major C (M, N) = alpha op(A) op(B), A and B read in place with row strides lda and ldb, as
+// the column-major product C^T = op(B)^T op(A)^T. Called inside a parallel task, where an OpenMP
+// BLAS runs on the calling thread alone.
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
+  const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
+  const int m = int(N), n = int(M), k = int(K), la = int(lda), lb = int(ldb), lc = int(ldc);
+  const float beta = 0;
+  blas_sgemm()(&tb, &ta, &m, &n, &k, &alpha, B, &lb, A, &la, &beta, C, &lc);
+}
+
+// One (batch, head) of the (B, T, C) layout: row t of its Q at q + offset + t * C.
+int64_t head_offset(const AttentionDims& s, int64_t bh) {
+  return (bh / s.H) * s.T * s.C + (bh % s.H) * s.D;
+}
+
+// Forward, one task per (batch, head): S = scale Q K^T in BLAS (full square: the masked half
+// costs less than a product that skips it), the masked softmax in place in att, Y = A V.
+// Heads write disjoint columns of y.
 void run_forward(const AttentionDims& s, const torch::Tensor& q, const torch::Tensor& k,
                  const torch::Tensor& v, const torch::Tensor& keep, float keep_scale,
                  torch::Tensor& att, torch::Tensor& y) {
-  const auto fn = cpu_has_avx512() ? avx512::forward_head : portable::forward_head;
+  const auto softmax = cpu_has_avx512() ? avx512::softmax_rows : portable::softmax_rows;
   const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
   const uint8_t* kept = keep_data(keep);
   float *ap = att.data_ptr<float>(), *yp = y.data_ptr<float>();
+  const int64_t T = s.T, C = s.C, D = s.D;
   at::parallel_for(0, s.B * s.H, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> k_t(s.D * s.T);
-    for (int64_t bh = begin; bh < end; ++bh)
-      fn(s, bh / s.H, bh % s.H, qp, kp, vp, kept ? kept + bh * s.T * s.T : nullptr, keep_scale,
-         ap + bh * s.T * s.T, yp, k_t.data());
+    std::vector<float> dropped(kept ? T * T : 0);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t at = head_offset(s, bh);
+      float* p = ap + bh * T * T;
+      const uint8_t* keep_bh = kept ? kept + bh * T * T : nullptr;
+      gemm(false, true, T, T, D, s.scale, qp + at, C, kp + at, C, p, T);
+      softmax(p, T, keep_bh, keep_scale, dropped.data());
+      gemm(false, false, T, D, T, 1, keep_bh ? dropped.data() : p, T, vp + at, C, yp + at, C);
+    }
   });
 }
 
+// Backward, one task per (batch, head), from the probabilities forward kept: dA = dY V^T and
+// dV = A^T dY in BLAS, dS in place of dA, then dQ = dS K and dK = dS^T Q (dS carries the scale).
 void run_backward(const AttentionDims& s, const torch::Tensor& dy, const torch::Tensor& q,
                   const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& keep,
                   float keep_scale, const torch::Tensor& att, torch::Tensor& dq, torch::Tensor& dk,
                   torch::Tensor& dv) {
-  const auto fn = cpu_has_avx512() ? avx512::backward_head : portable::backward_head;
+  const bool wide = cpu_has_avx512();
+  const auto softmax_backward =
+      wide ? avx512::softmax_backward_rows : portable::softmax_backward_rows;
+  const auto dropped_weights = wide ? avx512::dropped_weights : portable::dropped_weights;
   const float *dyp = dy.data_ptr<float>(), *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(),
               *vp = v.data_ptr<float>(), *ap = att.data_ptr<float>();
   const uint8_t* kept = keep_data(keep);
   float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
+  const int64_t T = s.T, C = s.C, D = s.D;
   at::parallel_for(0, s.B * s.H, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> row(s.T), v_t(s.D * s.T);
-    for (int64_t bh = begin; bh < end; ++bh)
-      fn(s, bh / s.H, bh % s.H, dyp, qp, kp, vp, kept ? kept + bh * s.T * s.T : nullptr, keep_scale,
-         ap + bh * s.T * s.T, dqp, dkp, dvp, row.data(), v_t.data());
+    std::vector<float> d(T * T), dropped(kept ? T * T : 0);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t at = head_offset(s, bh);
+      const float* p = ap + bh * T * T;
+      const uint8_t* keep_bh = kept ? kept + bh * T * T : nullptr;
+      if (keep_bh) dropped_weights(p, T, keep_bh, keep_scale, dropped.data());
+      gemm(false, true, T, T, D, 1, dyp + at, C, vp + at, C, d.data(), T);
+      gemm(true, false, T, D, T, 1, keep_bh ? dropped.data() : p, T, dyp + at, C, dvp + at, C);
+      softmax_backward(p, T, s.scale, keep_bh, keep_scale, d.data());
+      gemm(false, false, T, D, T, 1, d.data(), T, kp + at, C, dqp + at, C);
+      gemm(true, false, T, D, T, 1, d.data(), T, qp + at, C, dkp + at, C);
+    }
   });
 }
 
@@ -79,7 +129,7 @@ struct CausalAttentionFunction : torch::autograd::Function<CausalAttentionFuncti
     const auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
     const auto s = dims_of(q, n_head, scale);
     auto y = torch::empty_like(q);                               // (B, T, C)
-    auto att = torch::empty({s.B, s.H, s.T, s.T}, q.options());  // (B, H, T, T), lower triangle
+    auto att = torch::empty({s.B, s.H, s.T, s.T}, q.options());  // (B, H, T, T)
     const auto kept = keep.contiguous();
     run_forward(s, q, k, v, kept, float(1.0 / keep_prob), att, y);
     ctx->save_for_backward({q, k, v, att, kept});
@@ -96,7 +146,7 @@ struct CausalAttentionFunction : torch::autograd::Function<CausalAttentionFuncti
     const auto s =
         dims_of(q, ctx->saved_data["n_head"].toInt(), ctx->saved_data["scale"].toDouble());
     const auto dy = grads[0].contiguous();
-    auto dq = torch::zeros_like(q), dk = torch::zeros_like(k), dv = torch::zeros_like(v);
+    auto dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
     run_backward(s, dy, q, k, v, keep, float(1.0 / ctx->saved_data["keep_prob"].toDouble()), att,
                  dq, dk, dv);
     return {dq, dk, dv, {}, {}, {}, {}};
@@ -106,14 +156,15 @@ struct CausalAttentionFunction : torch::autograd::Function<CausalAttentionFuncti
 }  // namespace
 
 bool causal_attention_supports(const torch::Tensor& x) {
-  return x.dim() == 3 && x.device().is_cpu() && x.scalar_type() == torch::kFloat32;
+  return blas_sgemm() != nullptr && x.dim() == 3 && x.device().is_cpu() &&
+         x.scalar_type() == torch::kFloat32;
 }
 
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, int64_t n_head, double scale,
                                const torch::Tensor& keep, double keep_prob) {
   TORCH_CHECK(causal_attention_supports(q) && q.sizes() == k.sizes() && q.sizes() == v.sizes(),
-              "causal_attention: q, k, v must be equal (B, T, C) float32 CPU tensors");
+              "causal_attention: q, k, v must be equal (B, T, C) float32 CPU tensors, with a BLAS");
   TORCH_CHECK(n_head > 0 && q.size(2) % n_head == 0, "causal_attention: C % n_head != 0");
   TORCH_CHECK(!keep.defined() ||
                   (keep.scalar_type() == torch::kUInt8 &&
