@@ -3,7 +3,7 @@
 # rounds so that all see the same machine state; prints each figure, the medians and the ratios.
 # Peers (bench/reference.py: the same model and step in PyTorch):
 #   - Debian's PyTorch 1.13 (python3-torch), eager, with every intra-op thread and with one
-#     (qkv's own split: OpenBLAS keeps every core);
+#     (with OpenBLAS's OpenMP build, as scripts/setup.sh installs it, BLAS follows that count);
 #   - a PyTorch 2.x (QKV_TORCH2_PYTHON, default build-libtorch2/venv from
 #     scripts/setup_test_python.sh), eager with both thread settings, and with torch.compile.
 # A peer that is not installed is skipped, and the script says so.

@@ -96,7 +96,7 @@ TEST(Config, SetOverridesAnyKeyAndChecksIt) {
   EXPECT_EQ(load_error(shipped("tiny.yaml"), {"optim.lrr=1"}),
             "override optim.lrr=1: unknown key 'optim.lrr' (did you mean 'optim.lr'?)");
   EXPECT_EQ(load_error(shipped("tiny.yaml"), {"runtime.kernels=fast"}),
-            "override runtime.kernels=fast: runtime.kernels: expected one of 'fused', "
+            "override runtime.kernels=fast: runtime.kernels: expected one of 'auto', 'fused', "
             "'reference', got 'fast'");
   EXPECT_EQ(load_error(shipped("tiny.yaml"), {"train.batch_size"}),
             "override train.batch_size: expected section.key=value");

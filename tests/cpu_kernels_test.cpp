@@ -153,6 +153,7 @@ TEST(CausalAttentionKernel, RefusesWhatItCannotTake) {
   EXPECT_THROW(qkv::causal_attention(x, x, x, 2, 1.0, torch::ones({1, 2, 4, 4})), c10::Error);
   EXPECT_THROW(qkv::kernel_path_from_string("fast"), std::invalid_argument);
   EXPECT_EQ(qkv::kernel_path_from_string(qkv::to_string(KernelPath::kFused)), KernelPath::kFused);
+  EXPECT_EQ(qkv::kernel_path_from_string("auto"), qkv::faster_cpu_kernel_path());
 }
 
 // adamw_step with the fused path (on LibTorch 1.13 qkv's one-pass loop, on 2.4+ LibTorch's fused

@@ -230,7 +230,7 @@ const std::vector<ConfigField>& config_schema() {
       int_field(
           "runtime.threads", [](Config& c) -> int64_t& { return c.runtime.threads; }, 0, 1024),
       string_field("runtime.kernels", [](Config& c) -> std::string& { return c.runtime.kernels; },
-                   {"fused", "reference"}),
+                   {"auto", "fused", "reference"}),
       string_field("runtime.device", [](Config& c) -> std::string& { return c.runtime.device; },
                    {"auto", "cpu", "cuda"}),
       int_field(

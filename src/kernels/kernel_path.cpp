@@ -2,12 +2,19 @@
 
 #include <stdexcept>
 
+#include <torch/version.h>
+
 namespace qkv {
 
 KernelPath kernel_path_from_string(const std::string& name) {
   if (name == "reference") return KernelPath::kReference;
   if (name == "fused") return KernelPath::kFused;
-  throw std::invalid_argument("kernels: expected reference or fused, got '" + name + "'");
+  if (name == "auto") return faster_cpu_kernel_path();
+  throw std::invalid_argument("kernels: expected reference, fused or auto, got '" + name + "'");
+}
+
+KernelPath faster_cpu_kernel_path() {
+  return TORCH_VERSION_MAJOR >= 2 ? KernelPath::kReference : KernelPath::kFused;
 }
 
 std::string to_string(KernelPath path) {

@@ -78,9 +78,9 @@ struct CheckpointConfig {
 struct RuntimeConfig {
   int64_t threads = 0;  // 0 = every core
   // fused: qkv's own CPU kernels with hand-written backward where they apply (float32 on the
-  // CPU); reference: the plain LibTorch ops everywhere. See KernelPath. Reference by default: it
-  // was the faster on both configs here (README, "Benchmarking"); fused takes less memory.
-  std::string kernels = "reference";
+  // CPU); reference: the plain LibTorch ops everywhere; auto: the faster of the two for this
+  // LibTorch (faster_cpu_kernel_path). See KernelPath.
+  std::string kernels = "auto";
   std::string device = "auto";
   int64_t seed = 1337;
   ComputeDtype dtype = ComputeDtype::kFp32;
