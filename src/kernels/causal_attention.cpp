@@ -20,17 +20,8 @@ struct AttentionDims {
   float scale;
 };
 
-// The loops twice: for AVX-512 with FMA, and for any x86-64. Nothing from LibTorch is compiled
-// under the wider target, so no inline function of LibTorch's can leak AVX-512 code elsewhere.
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f")
-namespace avx512 {
-#include "causal_attention_rows.inc"
-}  // namespace avx512
-#pragma GCC pop_options
-namespace portable {
-#include "causal_attention_rows.inc"
-}  // namespace portable
+#define QKV_KERNEL_LOOPS "causal_attention_rows.inc"
+#include "compile_twice.inc"
 
 const uint8_t* keep_data(const torch::Tensor& keep) {
   return keep.numel() > 0 ? keep.data_ptr<uint8_t>() : nullptr;

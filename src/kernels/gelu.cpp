@@ -11,15 +11,8 @@ namespace qkv {
 
 namespace {
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f")
-namespace avx512 {
-#include "gelu_rows.inc"
-}  // namespace avx512
-#pragma GCC pop_options
-namespace portable {
-#include "gelu_rows.inc"
-}  // namespace portable
+#define QKV_KERNEL_LOOPS "gelu_rows.inc"
+#include "compile_twice.inc"
 
 // Elements in chunks of at least 16 Ki floats per task: below that a thread costs more than it
 // saves.

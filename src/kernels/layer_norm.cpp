@@ -12,15 +12,8 @@ namespace qkv {
 
 namespace {
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f")
-namespace avx512 {
-#include "layer_norm_rows.inc"
-}  // namespace avx512
-#pragma GCC pop_options
-namespace portable {
-#include "layer_norm_rows.inc"
-}  // namespace portable
+#define QKV_KERNEL_LOOPS "layer_norm_rows.inc"
+#include "compile_twice.inc"
 
 // Rows per task: at least 16 Ki floats, below that a thread costs more than it saves.
 int64_t grain_rows(int64_t C) {
