@@ -60,7 +60,9 @@ void expect_kernel_matches_f64(const AttentionSize& s, bool dropout) {
   torch::Tensor keep;
   if (dropout) keep = torch::empty({s.B, s.H, s.T, s.T}, torch::kUInt8).bernoulli_(keep_prob);
 
-  const auto y = qkv::causal_attention(q, k, v, s.H, scale, keep, keep_prob);
+  // The kernel's one (B, T, 3C) input, Q | K | V side by side; the gradients reach q, k, v
+  // through cat's backward, which reads each block of the kernel's one gradient.
+  const auto y = qkv::causal_attention(torch::cat({q, k, v}, 2), s.H, scale, keep, keep_prob);
   const auto grads = torch::autograd::grad({y}, {q, k, v}, {dy});
   const auto q64 = q.detach().to(torch::kFloat64).requires_grad_(),
              k64 = k.detach().to(torch::kFloat64).requires_grad_(),
@@ -147,10 +149,11 @@ TEST(CausalAttentionKernel, DropoutActsOnlyInTraining) {
 }
 
 TEST(CausalAttentionKernel, RefusesWhatItCannotTake) {
-  const auto x = torch::randn({1, 4, 8});
-  EXPECT_THROW(qkv::causal_attention(x, x, x, 3, 1.0), c10::Error);  // 8 % 3
-  EXPECT_THROW(qkv::causal_attention(x, x, x.narrow(1, 0, 3), 2, 1.0), c10::Error);
-  EXPECT_THROW(qkv::causal_attention(x, x, x, 2, 1.0, torch::ones({1, 2, 4, 4})), c10::Error);
+  const auto x = torch::randn({1, 4, 24});                                                // C = 8
+  EXPECT_THROW(qkv::causal_attention(x, 3, 1.0), c10::Error);                             // 8 % 3
+  EXPECT_THROW(qkv::causal_attention(x.narrow(2, 0, 8), 2, 1.0), c10::Error);             // not 3C
+  EXPECT_THROW(qkv::causal_attention(x, 2, 1.0, torch::ones({1, 2, 4, 4})), c10::Error);  // float
+  EXPECT_THROW(qkv::causal_attention(x[0], 2, 1.0), c10::Error);                          // (T, 3C)
   EXPECT_THROW(qkv::kernel_path_from_string("fast"), std::invalid_argument);
   EXPECT_EQ(qkv::kernel_path_from_string(qkv::to_string(KernelPath::kFused)), KernelPath::kFused);
   EXPECT_EQ(qkv::kernel_path_from_string("auto"), qkv::faster_cpu_kernel_path());

@@ -52,6 +52,7 @@ class MultiHeadSelfAttentionImpl : public torch::nn::Module {
 
  private:
   torch::Tensor fused_cpu_attention(const torch::Tensor& x, double scale);  // (B, T, C)
+  torch::Tensor project_qkv(const torch::Tensor& x);                        // (B, T, 3C)
   torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k,
                                 const torch::Tensor& v, double scale, int64_t past);
 };
