@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "qkv/config/config.h"
@@ -122,6 +123,21 @@ inline double max_param_difference(TransformerLM& a, TransformerLM& b) {
   auto pa = a->parameters(), pb = b->parameters();
   for (size_t i = 0; i < pa.size(); ++i)
     worst = std::max(worst, (pa[i] - pb[i]).abs().max().item<double>());
+  return worst;
+}
+
+// The largest difference between two models' parameters, counted in float32 units in the last
+// place of each tensor's largest value in `b`: two implementations of one update that round in
+// another order (LibTorch's fused AdamW, vectorised per CPU, against optimizer.step()) differ by
+// about one; a wrong step count or learning rate by thousands.
+inline double max_param_difference_in_ulps(TransformerLM& a, TransformerLM& b) {
+  double worst = 0;
+  auto pa = a->parameters(), pb = b->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const double ulp = std::numeric_limits<float>::epsilon() * pb[i].abs().max().item<double>();
+    const double difference = (pa[i] - pb[i]).abs().max().item<double>();
+    worst = std::max(worst, difference == 0 ? 0.0 : difference / ulp);
+  }
   return worst;
 }
 
