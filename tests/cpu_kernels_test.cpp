@@ -12,6 +12,7 @@
 #include "qkv/model/feed_forward.h"
 #include "qkv/model/layer_norm.h"
 #include "qkv/model/multi_head_self_attention.h"
+#include "qkv/runtime/autocast_scope.h"
 #include "qkv/train/adamw_step.h"
 #include "qkv/train/optimizer_setup.h"
 #include "test_support.h"
@@ -128,6 +129,13 @@ TEST(CausalAttentionKernel, TheModuleFallsBackWhereTheKernelDoesNotApply) {
   ASSERT_TRUE(weights.defined());
   EXPECT_LT(max_relative_error(attn->forward(x), with_weights), 1e-5);
   EXPECT_FALSE(qkv::causal_attention_supports(x.to(torch::kFloat64)));
+  {  // bf16 autocast (runtime.dtype: bf16): bf16 projections, so the reference, not an error
+    qkv::AutocastScope bf16(true);
+    const auto fused = attn->forward(x);
+    attn->options.kernels(KernelPath::kReference);
+    EXPECT_TRUE(torch::equal(fused, attn->forward(x)));
+    attn->options.kernels(KernelPath::kFused);
+  }
   attn->to(torch::kFloat64);
   EXPECT_EQ(attn->forward(x.to(torch::kFloat64)).scalar_type(), torch::kFloat64);
 }

@@ -6,6 +6,7 @@
 #include <torch/version.h>
 
 #include "qkv/kernels/causal_attention.h"
+#include "qkv/runtime/autocast_scope.h"
 
 // at::scaled_dot_product_attention with its `scale` argument: LibTorch 2.1 and later.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
@@ -55,8 +56,9 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, torch:
                                                   KVCache* cache) {
   const int64_t H = options.n_head(), T = x.size(1), D = x.size(2) / H;
   const double scale = options.scale_scores() ? 1.0 / std::sqrt(double(D)) : 1.0;
+  // Under bf16 autocast the projections come out bf16, which the fp32 kernel does not take.
   if (options.kernels() == KernelPath::kFused && options.causal() && !weights && !cache &&
-      causal_attention_supports(x))
+      causal_attention_supports(x) && !autocast_enabled(x.device().type()))
     return resid_dropout(w_o(fused_cpu_attention(x, scale)));
 
   // Three products, not one over the concatenated weights: fusing saved ~1% of a reference

@@ -29,6 +29,15 @@ void set_bf16_autocast(c10::DeviceType device, bool on) {
 
 }  // namespace
 
+bool autocast_enabled(c10::DeviceType device) {
+#ifdef QKV_AUTOCAST_BY_DEVICE
+  return at::autocast::is_autocast_enabled(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::is_enabled()
+                                         : at::autocast::is_cpu_enabled();
+#endif
+}
+
 AutocastScope::AutocastScope(bool enabled, c10::DeviceType device)
     : enabled_(enabled), device_(device) {
   if (enabled_) set_bf16_autocast(device_, true);

@@ -19,4 +19,8 @@ class AutocastScope {
   c10::DeviceType device_;
 };
 
+// Whether autocast is on for `device` (in an AutocastScope or set by a caller): products then
+// return bf16, which qkv's fp32 kernels do not take.
+bool autocast_enabled(c10::DeviceType device);
+
 }  // namespace qkv
