@@ -5,6 +5,9 @@
 
 #include <cmath>
 
+#include <torch/nn/utils/clip_grad.h>
+
+#include "qkv/kernels/adamw_update.h"
 #include "qkv/kernels/causal_attention.h"
 #include "qkv/kernels/gelu.h"
 #include "qkv/kernels/kernel_path.h"
@@ -194,6 +197,97 @@ TEST(CpuAdamW, EqualsLibTorchsAdamWStepForStep) {
   EXPECT_GT((a->parameters()[0] - start).abs().max().item<double>(), 1e-3);  // it moved
   for (auto& entry : opt_a->state())  // and counted its steps as LibTorch does
     EXPECT_EQ(static_cast<torch::optim::AdamWParamState&>(*entry.second).step(), 5);
+}
+
+// adamw_update and gradient_sum_of_squares over spans of odd sizes, empty ones among them, that
+// together exceed the threads' chunks (so that chunks start and end inside spans): against
+// AdamW's formula in float64 tensor ops and the float64 sum of squares.
+TEST(AdamWUpdateKernel, EqualsTheFormulaInFloat64AcrossSpanAndChunkBoundaries) {
+  torch::manual_seed(5);
+  const int64_t sizes[] = {1, 17, 0, 40001, 3, 20000, 0, 65};
+  std::vector<torch::Tensor> p, g, m, v;
+  std::vector<qkv::AdamWSpan> spans;
+  double want_sum = 0;
+  for (const int64_t n : sizes) {
+    p.push_back(torch::randn({n}));
+    g.push_back(torch::randn({n}) * 0.1);
+    m.push_back(torch::randn({n}) * 0.01);
+    v.push_back(torch::rand({n}) * 0.01);
+    want_sum += g.back().to(torch::kFloat64).pow(2).sum().item<double>();
+    qkv::AdamWSpan s;
+    s.param = p.back().data_ptr<float>();
+    s.grad = g.back().data_ptr<float>();
+    s.exp_avg = m.back().data_ptr<float>();
+    s.exp_avg_sq = v.back().data_ptr<float>();
+    s.n = n;
+    s.decay = n % 2 ? 0.999f : 1.0f;  // decayed and not
+    s.beta1 = 0.9f, s.beta2 = 0.99f, s.one_minus_beta1 = 0.1f, s.one_minus_beta2 = 0.01f;
+    s.root_bias2 = std::sqrt(1 - 0.99f * 0.99f * 0.99f);  // step 3
+    s.eps = 1e-8f;
+    s.step_size = 1e-2f / (1 - 0.9f * 0.9f * 0.9f);
+    spans.push_back(s);
+  }
+  EXPECT_NEAR(qkv::gradient_sum_of_squares(spans), want_sum, 1e-9 * want_sum);
+  const float scale = 0.5f;
+  std::vector<torch::Tensor> want_p, want_g, want_m, want_v;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const auto& s = spans[i];
+    const auto gd = g[i].to(torch::kFloat64) * double(scale);
+    const auto md = m[i].to(torch::kFloat64) * s.beta1 + gd * s.one_minus_beta1;
+    const auto vd = v[i].to(torch::kFloat64) * s.beta2 + gd * gd * s.one_minus_beta2;
+    want_p.push_back(p[i].to(torch::kFloat64) * s.decay -
+                     s.step_size * md / (vd.sqrt() / s.root_bias2 + s.eps));
+    want_g.push_back(gd);
+    want_m.push_back(md);
+    want_v.push_back(vd);
+  }
+  qkv::adamw_update(spans, scale);
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const std::string what = "span " + std::to_string(i);
+    EXPECT_TRUE(torch::allclose(p[i].to(torch::kFloat64), want_p[i], 1e-5, 1e-6)) << what;
+    EXPECT_TRUE(torch::allclose(g[i].to(torch::kFloat64), want_g[i], 0, 0)) << what;  // x * 0.5
+    EXPECT_TRUE(torch::allclose(m[i].to(torch::kFloat64), want_m[i], 1e-5, 1e-8)) << what;
+    EXPECT_TRUE(torch::allclose(v[i].to(torch::kFloat64), want_v[i], 1e-5, 1e-10)) << what;
+  }
+}
+
+// clip_and_adamw_step (on LibTorch 1.13 with the fused path: one norm pass and one update pass
+// over all parameters at once) against clip_grad_norm_ then optimizer.step(): norms, clipped
+// gradients and weights, when it clips, when it does not, and when the clipped set is not the
+// optimizer's (half the parameters: the two steps in turn must still be what it does).
+TEST(CpuAdamW, ClipAndStepEqualsClipGradNormThenLibTorchsStep) {
+  qkv::OptimConfig o;
+  o.lr = 1e-2;
+  o.weight_decay = 0.1;
+  for (const double max_norm : {0.05, 1e9, double(INFINITY)})
+    for (const bool all : {true, false}) {
+      const std::string what = "max_norm " + std::to_string(max_norm) + (all ? "" : ", half");
+      auto a = qkv::testing::random_model(11, 8, 16, 9),
+           b = qkv::testing::random_model(11, 8, 16, 9);
+      auto opt_a = qkv::make_adamw(a, o), opt_b = qkv::make_adamw(b, o);
+      auto pa = a->parameters(), pb = b->parameters();
+      if (!all) pa.resize(pa.size() / 2), pb.resize(pb.size() / 2);
+      for (uint64_t step = 0; step < 3; ++step) {
+        for (auto* m : {&a, &b}) {
+          torch::manual_seed(step);
+          const auto idx = torch::randint(0, 11, {3, 8}, torch::kLong);
+          qkv::TransformerLMImpl::loss((*m)(idx), torch::randint(0, 11, {3, 8}, torch::kLong))
+              .backward();
+        }
+        const double ours = qkv::clip_and_adamw_step(*opt_a, pa, max_norm, KernelPath::kFused);
+        const double theirs = torch::nn::utils::clip_grad_norm_(pb, max_norm);
+        EXPECT_NEAR(ours, theirs, 1e-6 * theirs) << what;
+        for (size_t i = 0; i < pa.size(); ++i)  // left scaled, as clip_grad_norm_ leaves them
+          EXPECT_TRUE(torch::allclose(pa[i].grad(), pb[i].grad(), 1e-6, 1e-9)) << what << " " << i;
+        opt_b->step();
+        opt_a->zero_grad();
+        opt_b->zero_grad();
+        EXPECT_LE(qkv::testing::max_param_difference_in_ulps(a, b), 4) << what << " step " << step;
+        qkv::testing::copy_parameters(a, b);
+      }
+      for (auto& entry : opt_a->state())
+        EXPECT_EQ(static_cast<torch::optim::AdamWParamState&>(*entry.second).step(), 3) << what;
+    }
 }
 
 // --- GELU --------------------------------------------------------------------------------------

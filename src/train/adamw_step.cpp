@@ -5,10 +5,13 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <ATen/Parallel.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/version.h>
+
+#include "qkv/kernels/adamw_update.h"
 
 // The fused AdamW kernel has a CPU implementation from LibTorch 2.4 on (CUDA from 2.0).
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
@@ -62,36 +65,33 @@ bool cpu_float32(const torch::Tensor& t) {
   return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
 }
 
-// LibTorch's AdamW update of one parameter, written as one pass over p, g, m and v instead of
-// ~8 tensor ops that each read and write them all: the same formula in the same order.
-void cpu_adamw_update(torch::Tensor& p, const torch::Tensor& g, AdamWParamState& s,
-                      const AdamWOptions& o) {
+// Counts p's step and returns its part of the update: LibTorch's AdamW constants for this step.
+AdamWSpan adamw_span(torch::Tensor& p, AdamWParamState& s, const AdamWOptions& o) {
   s.step(s.step() + 1);
   const auto [beta1, beta2] = o.betas();
   const double bias1 = 1 - std::pow(beta1, double(s.step())),
                bias2 = 1 - std::pow(beta2, double(s.step()));
-  const float decay = float(1 - o.lr() * o.weight_decay()), b1 = float(beta1), b2 = float(beta2),
-              one_b1 = float(1 - beta1), one_b2 = float(1 - beta2),
-              root_bias2 = float(std::sqrt(bias2)), eps = float(o.eps()),
-              step_size = float(o.lr() / bias1);
-  float *pp = p.data_ptr<float>(), *mp = s.exp_avg().data_ptr<float>(),
-        *vp = s.exp_avg_sq().data_ptr<float>();
-  const float* gp = g.data_ptr<float>();
-  const bool decays = o.weight_decay() != 0;  // LibTorch multiplies only then
-  at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float gi = gp[i];
-      if (decays) pp[i] *= decay;
-      mp[i] = mp[i] * b1 + gi * one_b1;
-      vp[i] = vp[i] * b2 + one_b2 * gi * gi;
-      pp[i] -= step_size * (mp[i] / (std::sqrt(vp[i]) / root_bias2 + eps));
-    }
-  });
+  AdamWSpan span;
+  span.param = p.data_ptr<float>();
+  span.grad = p.grad().data_ptr<float>();
+  span.exp_avg = s.exp_avg().data_ptr<float>();
+  span.exp_avg_sq = s.exp_avg_sq().data_ptr<float>();
+  span.n = p.numel();
+  span.decay = float(1 - o.lr() * o.weight_decay());
+  span.beta1 = float(beta1);
+  span.beta2 = float(beta2);
+  span.one_minus_beta1 = float(1 - beta1);
+  span.one_minus_beta2 = float(1 - beta2);
+  span.root_bias2 = float(std::sqrt(bias2));
+  span.eps = float(o.eps());
+  span.step_size = float(o.lr() / bias1);
+  return span;
 }
 
-// The whole step through cpu_adamw_update when every parameter with a gradient, its gradient and
-// its moments are contiguous float32 CPU tensors; false (nothing done) otherwise.
-[[maybe_unused]] bool cpu_adamw_step(torch::optim::AdamW& optimizer) {
+// Whether every parameter with a gradient, its gradient and its moments are contiguous float32
+// CPU tensors, as adamw_update needs; adds those parameters to `stepped` (if given).
+bool flat_update_applies(torch::optim::AdamW& optimizer,
+                         std::vector<const void*>* stepped = nullptr) {
   for (auto& group : optimizer.param_groups()) {
     if (static_cast<const AdamWOptions&>(group.options()).amsgrad()) return false;
     for (auto& p : group.params()) {
@@ -99,15 +99,57 @@ void cpu_adamw_update(torch::Tensor& p, const torch::Tensor& g, AdamWParamState&
       if (!cpu_float32(p) || !cpu_float32(p.grad())) return false;
       const auto& s = state_of(optimizer, p);
       if (!cpu_float32(s.exp_avg()) || !cpu_float32(s.exp_avg_sq())) return false;
+      if (stepped) stepped->push_back(p.unsafeGetTensorImpl());
     }
   }
-  torch::NoGradGuard no_grad;
+  return true;
+}
+
+// Every parameter with a gradient, each counted one step, as spans for adamw_update.
+std::vector<AdamWSpan> adamw_spans(torch::optim::AdamW& optimizer) {
+  std::vector<AdamWSpan> spans;
   for (auto& group : optimizer.param_groups())
     for (auto& p : group.params())
       if (p.grad().defined())
-        cpu_adamw_update(p, p.grad(), state_of(optimizer, p),
-                         static_cast<const AdamWOptions&>(group.options()));
+        spans.push_back(adamw_span(p, state_of(optimizer, p),
+                                   static_cast<const AdamWOptions&>(group.options())));
+  return spans;
+}
+
+// The whole step as one adamw_update over all parameters when flat_update_applies; false
+// (nothing done) otherwise.
+[[maybe_unused]] bool cpu_adamw_step(torch::optim::AdamW& optimizer) {
+  if (!flat_update_applies(optimizer)) return false;
+  torch::NoGradGuard no_grad;
+  adamw_update(adamw_spans(optimizer), 1.0f);
   return true;
+}
+
+// Whether `params` with a gradient are exactly the optimizer's with one, and flat_update_applies:
+// then clipping and the step can share the passes.
+[[maybe_unused]] bool flat_clip_applies(torch::optim::AdamW& optimizer,
+                                        const std::vector<torch::Tensor>& params) {
+  std::vector<const void*> clipped, stepped;
+  for (const auto& p : params)
+    if (p.grad().defined()) clipped.push_back(p.unsafeGetTensorImpl());
+  if (clipped.empty() || !flat_update_applies(optimizer, &stepped)) return false;
+  std::sort(clipped.begin(), clipped.end());
+  std::sort(stepped.begin(), stepped.end());
+  return clipped == stepped && std::adjacent_find(clipped.begin(), clipped.end()) == clipped.end();
+}
+
+// clip_gradients then the step, as one pass that sums the gradients' squares and one that scales
+// and updates, each over all parameters at once: per parameter, the two took ~10 tensor ops and a
+// parallel_for each, most too small to split. With adamw_update's vectorised loop, the small
+// config's optimizer stage went from 3.5 to 0.95 ms (AMD EPYC, 2 threads).
+[[maybe_unused]] double flat_clip_and_adamw_step(torch::optim::AdamW& optimizer, double max_norm) {
+  torch::NoGradGuard no_grad;
+  const auto spans = adamw_spans(optimizer);
+  const double norm = std::sqrt(gradient_sum_of_squares(spans));
+  // clip_grad_norm_'s coefficient, multiplied in float as there; NaN stays NaN as there.
+  const double ratio = max_norm / (norm + 1e-6);
+  adamw_update(spans, float(std::isnan(ratio) ? ratio : std::min(ratio, 1.0)));
+  return norm;
 }
 
 }  // namespace
@@ -181,6 +223,17 @@ void adamw_step(torch::optim::AdamW& optimizer, KernelPath path) {
   if (path == KernelPath::kFused && cpu_adamw_step(optimizer)) return;
   optimizer.step();
 #endif
+}
+
+double clip_and_adamw_step(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
+                           double max_norm, KernelPath path) {
+#ifndef QKV_HAVE_FUSED_ADAMW
+  if (path == KernelPath::kFused && flat_clip_applies(optimizer, params))
+    return flat_clip_and_adamw_step(optimizer, max_norm);
+#endif
+  const double norm = clip_gradients(params, max_norm);
+  adamw_step(optimizer, path);
+  return norm;
 }
 
 void adamw_step_on_device(torch::optim::AdamW& optimizer, const torch::Tensor& lr,

@@ -120,8 +120,7 @@ StepOutcome TrainingStep::run_eager(const std::function<Batch()>& next_batch, do
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
   if (std::isfinite(out.loss)) {
-    out.grad_norm = clip_gradients(params_, max_norm_);
-    adamw_step(optimizer_, kernels_);
+    out.grad_norm = clip_and_adamw_step(optimizer_, params_, max_norm_, kernels_);
     out.updated = true;
   }
   // Gradients to none rather than zero: the next backward writes instead of accumulating.

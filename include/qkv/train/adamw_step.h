@@ -40,6 +40,13 @@ torch::Tensor clip_gradients_on_device(const std::vector<torch::Tensor>& params,
 // LibTorch has them.
 double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
 
+// clip_gradients(params, max_norm) then adamw_step(optimizer, path); returns the norm. Without
+// LibTorch's fused kernel, with `path` kFused, float32 CPU parameters and `params` the optimizer's
+// own, it is one pass that sums the squares and one that scales and updates, each over all
+// parameters at once.
+double clip_and_adamw_step(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
+                           double max_norm, KernelPath path = KernelPath::kReference);
+
 // Moves the optimizer's moments to `device`, where the model is: a checkpoint's state is read onto
 // the CPU, whatever device wrote it.
 void move_optimizer_state(torch::optim::AdamW& optimizer, const torch::Device& device);
