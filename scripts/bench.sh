@@ -7,6 +7,8 @@
 #   - a PyTorch 2.x (QKV_TORCH2_PYTHON, default build-libtorch2/venv from
 #     scripts/setup_test_python.sh), eager with both thread settings, and with torch.compile.
 # A peer that is not installed is skipped, and the script says so.
+# QKV_BASELINE_BIN names a second qkv binary (say, one built before a change) to run as one more
+# entry, so that a before/after comparison comes from the same alternating rounds.
 #   scripts/bench.sh [CONFIG] [ROUNDS]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +32,10 @@ fi
 names=() commands=()
 add_peer() { names+=("$1"); commands+=("$2"); }
 add_peer "qkv" "'$qkv' bench '$config' --json --steps $steps 2> /dev/null"
+if [ -n "${QKV_BASELINE_BIN:-}" ]; then
+  [ -x "$QKV_BASELINE_BIN" ] || { echo "bench: QKV_BASELINE_BIN=$QKV_BASELINE_BIN is not an executable" >&2; exit 1; }
+  add_peer "qkv baseline" "'$QKV_BASELINE_BIN' bench '$config' --json --steps $steps 2> /dev/null"
+fi
 # qkv built against the PyTorch 2.x wheel's LibTorch (scripts/check_libtorch2.sh), when built.
 qkv2="${QKV2_BIN:-$root/build-libtorch2/build/qkv}"
 if [ -x "$qkv2" ]; then
