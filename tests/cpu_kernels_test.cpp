@@ -170,6 +170,15 @@ TEST(CausalAttentionKernel, RefusesWhatItCannotTake) {
   EXPECT_EQ(qkv::kernel_path_from_string("auto"), qkv::faster_cpu_kernel_path());
 }
 
+// Gradients of both models (vocabulary 11, context 8) on the same random batch, from `seed`.
+void backward_on_one_batch(qkv::TransformerLM& a, qkv::TransformerLM& b, uint64_t seed) {
+  for (auto* m : {&a, &b}) {
+    torch::manual_seed(seed);
+    const auto idx = torch::randint(0, 11, {3, 8}, torch::kLong);
+    qkv::TransformerLMImpl::loss((*m)(idx), torch::randint(0, 11, {3, 8}, torch::kLong)).backward();
+  }
+}
+
 // adamw_step with the fused path (on LibTorch 1.13 qkv's one-pass loop, on 2.4+ LibTorch's fused
 // kernel) against LibTorch's own optimizer.step(), five steps from the same gradients, the
 // weights levelled after each so that rounding does not compound; weight decay on and off.
@@ -181,12 +190,7 @@ TEST(CpuAdamW, EqualsLibTorchsAdamWStepForStep) {
   const auto start = a->parameters()[0].clone();
   auto opt_a = qkv::make_adamw(a, o), opt_b = qkv::make_adamw(b, o);
   for (uint64_t step = 0; step < 5; ++step) {
-    for (auto* m : {&a, &b}) {
-      torch::manual_seed(step);
-      const auto idx = torch::randint(0, 11, {3, 8}, torch::kLong);
-      qkv::TransformerLMImpl::loss((*m)(idx), torch::randint(0, 11, {3, 8}, torch::kLong))
-          .backward();
-    }
+    backward_on_one_batch(a, b, step);
     qkv::adamw_step(*opt_a, KernelPath::kFused);
     opt_b->step();
     opt_a->zero_grad();
@@ -268,12 +272,7 @@ TEST(CpuAdamW, ClipAndStepEqualsClipGradNormThenLibTorchsStep) {
       auto pa = a->parameters(), pb = b->parameters();
       if (!all) pa.resize(pa.size() / 2), pb.resize(pb.size() / 2);
       for (uint64_t step = 0; step < 3; ++step) {
-        for (auto* m : {&a, &b}) {
-          torch::manual_seed(step);
-          const auto idx = torch::randint(0, 11, {3, 8}, torch::kLong);
-          qkv::TransformerLMImpl::loss((*m)(idx), torch::randint(0, 11, {3, 8}, torch::kLong))
-              .backward();
-        }
+        backward_on_one_batch(a, b, step);
         const double ours = qkv::clip_and_adamw_step(*opt_a, pa, max_norm, KernelPath::kFused);
         const double theirs = torch::nn::utils::clip_grad_norm_(pb, max_norm);
         EXPECT_NEAR(ours, theirs, 1e-6 * theirs) << what;
