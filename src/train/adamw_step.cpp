@@ -7,7 +7,6 @@
 #include <type_traits>
 #include <vector>
 
-#include <ATen/Parallel.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/version.h>
 
