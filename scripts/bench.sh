@@ -16,6 +16,9 @@ cd "$root"
 config="${1:-configs/shakespeare_char.yaml}"
 rounds="${2:-3}"
 steps="${QKV_BENCH_STEPS:-30}"
+# Unmeasured steps before those (qkv bench's and reference.py's own defaults when unset); the
+# large config, at 10-40 s a step, needs QKV_BENCH_STEPS=2 QKV_BENCH_WARMUP=1 to fit in minutes.
+warmup="${QKV_BENCH_WARMUP:+--warmup $QKV_BENCH_WARMUP}"
 qkv="${QKV_BIN:-$root/build/qkv}"
 python="${QKV_PYTHON:-/usr/bin/python3}"
 torch2="${QKV_TORCH2_PYTHON:-$root/build-libtorch2/venv/bin/python}"
@@ -31,16 +34,16 @@ fi
 
 names=() commands=()
 add_peer() { names+=("$1"); commands+=("$2"); }
-add_peer "qkv" "'$qkv' bench '$config' --json --steps $steps 2> /dev/null"
+add_peer "qkv" "'$qkv' bench '$config' --json --steps $steps $warmup 2> /dev/null"
 if [ -n "${QKV_BASELINE_BIN:-}" ]; then
   [ -x "$QKV_BASELINE_BIN" ] || { echo "bench: QKV_BASELINE_BIN=$QKV_BASELINE_BIN is not an executable" >&2; exit 1; }
-  add_peer "qkv baseline" "'$QKV_BASELINE_BIN' bench '$config' --json --steps $steps 2> /dev/null"
+  add_peer "qkv baseline" "'$QKV_BASELINE_BIN' bench '$config' --json --steps $steps $warmup 2> /dev/null"
 fi
 # qkv built against the PyTorch 2.x wheel's LibTorch (scripts/check_libtorch2.sh), when built.
 qkv2="${QKV2_BIN:-$root/build-libtorch2/build/qkv}"
 if [ -x "$qkv2" ]; then
   add_peer "qkv on LibTorch $("$qkv2" --version | sed -n 's/^LibTorch //p')" \
-    "'$qkv2' bench '$config' --json --steps $steps 2> /dev/null"
+    "'$qkv2' bench '$config' --json --steps $steps $warmup 2> /dev/null"
 else
   echo "bench: skipped qkv on LibTorch 2.x: no $qkv2 (scripts/check_libtorch2.sh builds it)"
 fi
@@ -48,7 +51,7 @@ if "$python" -c 'import torch' 2> /dev/null; then
   v="$("$python" -c 'import torch; print(torch.__version__)')"
   for t in "$threads" 1; do
     add_peer "PyTorch $v eager, $t thread(s)" \
-      "'$python' bench/reference.py bench '$config' --steps $steps --threads $t"
+      "'$python' bench/reference.py bench '$config' --steps $steps $warmup --threads $t"
   done
 else
   echo "bench: skipped Debian's PyTorch: $python has no torch (install python3-torch)"
@@ -57,9 +60,9 @@ if [ -x "$torch2" ] && "$torch2" -c 'import torch; assert hasattr(torch, "compil
   v="$("$torch2" -c 'import torch; print(torch.__version__)' 2> /dev/null)"
   for t in "$threads" 1; do
     add_peer "PyTorch $v eager, $t thread(s)" \
-      "'$torch2' bench/reference.py bench '$config' --steps $steps --threads $t"
+      "'$torch2' bench/reference.py bench '$config' --steps $steps $warmup --threads $t"
     add_peer "PyTorch $v compile, $t thread(s)" \
-      "'$torch2' bench/reference.py bench '$config' --steps $steps --threads $t --compile"
+      "'$torch2' bench/reference.py bench '$config' --steps $steps $warmup --threads $t --compile"
   done
 else
   echo "bench: skipped PyTorch 2.x: no $torch2 (scripts/setup_test_python.sh makes it)"
