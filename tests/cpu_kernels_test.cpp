@@ -9,12 +9,15 @@
 
 #include "qkv/kernels/adamw_update.h"
 #include "qkv/kernels/causal_attention.h"
+#include "qkv/kernels/cross_entropy.h"
+#include "qkv/kernels/dropout.h"
 #include "qkv/kernels/gelu.h"
 #include "qkv/kernels/kernel_path.h"
 #include "qkv/kernels/layer_norm.h"
 #include "qkv/model/feed_forward.h"
 #include "qkv/model/layer_norm.h"
 #include "qkv/model/multi_head_self_attention.h"
+#include "qkv/model/transformer_lm.h"
 #include "qkv/runtime/autocast_scope.h"
 #include "qkv/train/adamw_step.h"
 #include "qkv/train/optimizer_setup.h"
@@ -340,6 +343,186 @@ TEST(GeluKernel, NonContiguousInputAndRefusals) {
   expect_elementwise_near(qkv::gelu(x), gelu_f64(x.to(torch::kFloat64)), "transposed");
   EXPECT_FALSE(qkv::gelu_supports(x.to(torch::kFloat64)));
   EXPECT_THROW(qkv::gelu(x.to(torch::kFloat64)), c10::Error);
+}
+
+// --- cross-entropy -------------------------------------------------------------------------
+
+// The mean of log sum_j e^x[r, j] - x[r, t[r]], written out in float64.
+torch::Tensor cross_entropy_f64(const torch::Tensor& x64, const torch::Tensor& t) {
+  return (x64.logsumexp(1) - x64.gather(1, t.unsqueeze(1)).squeeze(1)).mean();
+}
+
+// Loss and logits' gradient against float64 autograd of the written-out formula and against
+// torch::cross_entropy_loss, with an upstream gradient other than 1, at sizes that are not a
+// multiple of the vector or of a thread's share: one row, one class, 65 (the characters), 1000.
+TEST(CrossEntropyKernel, LossAndGradientEqualFloat64AndTorch) {
+  torch::manual_seed(31);
+  const std::pair<int64_t, int64_t> sizes[] = {{1, 1},    {1, 65},     {7, 17},
+                                               {768, 65}, {300, 1000}, {2, 16}};
+  for (const auto& [N, V] : sizes)
+    for (const double spread : {1.0, 30.0}) {
+      const auto x = (torch::randn({N, V}) * spread).requires_grad_();
+      const auto t = torch::randint(0, V, {N}, torch::kLong);
+      const auto loss = qkv::cross_entropy(x, t);
+      const auto dx = torch::autograd::grad({loss * 0.25}, {x})[0];
+      const auto x64 = x.detach().to(torch::kFloat64).requires_grad_();
+      const auto loss64 = cross_entropy_f64(x64, t);
+      const auto dx64 = torch::autograd::grad({loss64 * 0.25}, {x64})[0];
+      const std::string at = "N " + std::to_string(N) + " V " + std::to_string(V) + " spread " +
+                             std::to_string(spread);
+      EXPECT_EQ(loss.dim(), 0) << at;
+      expect_elementwise_near(loss, loss64, "loss, " + at);
+      expect_elementwise_near(dx, dx64, "dx, " + at);
+      const auto xt = x.detach().clone().requires_grad_();
+      const auto loss_t = torch::cross_entropy_loss(xt, t);
+      expect_elementwise_near(loss, loss_t, "loss against torch, " + at, 2);
+      expect_elementwise_near(dx, torch::autograd::grad({loss_t * 0.25}, {xt})[0],
+                              "dx against torch, " + at, 2);
+    }
+}
+
+// Logits of 1e4 overflow e^x in float32 unless the row's max comes out first; a NaN logit makes
+// the loss NaN, as in the reference; a target outside [0, V) is refused, named, before any read.
+TEST(CrossEntropyKernel, LargeLogitsNaNAndRefusals) {
+  auto x = torch::tensor({{1e4f, 1e4f - 2, -1e4f}, {0.5f, -0.5f, 0.0f}});
+  const auto t = torch::tensor({1, 2}, torch::kLong);
+  expect_elementwise_near(qkv::cross_entropy(x, t), cross_entropy_f64(x.to(torch::kFloat64), t),
+                          "large logits");
+  x[1][0] = NAN;
+  EXPECT_TRUE(std::isnan(qkv::cross_entropy(x, t).item<float>()));
+  try {
+    qkv::cross_entropy(torch::zeros({3, 5}), torch::tensor({0, 4, 5}, torch::kLong));
+    ADD_FAILURE() << "target 5 of 5 classes was taken";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("target 5 at row 2 is outside the vocabulary [0, 5)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(qkv::cross_entropy(torch::zeros({2, 5}), torch::tensor({-1, 0}, torch::kLong)),
+               c10::Error);
+  EXPECT_FALSE(qkv::cross_entropy_supports(torch::zeros({2, 5}, torch::kFloat64),
+                                           torch::zeros({2}, torch::kLong)));
+  EXPECT_FALSE(qkv::cross_entropy_supports(torch::zeros({2, 5}), torch::zeros({3}, torch::kLong)));
+  EXPECT_FALSE(qkv::cross_entropy_supports(torch::zeros({2, 5}), torch::zeros({2}, torch::kInt)));
+}
+
+// The model's loss takes the kernel on the fused path: same value and gradients as the
+// reference's, through the model's (B, T, V) logits.
+TEST(CrossEntropyKernel, TheModelsFusedLossEqualsTheReference) {
+  torch::manual_seed(32);
+  const auto logits = torch::randn({3, 8, 11}, torch::requires_grad());
+  const auto targets = torch::randint(0, 11, {3, 8}, torch::kLong);
+  const auto fused = qkv::TransformerLMImpl::loss(logits, targets, KernelPath::kFused);
+  const auto reference = qkv::TransformerLMImpl::loss(logits, targets, KernelPath::kReference);
+  expect_elementwise_near(fused, reference, "loss");
+  expect_elementwise_near(torch::autograd::grad({fused}, {logits})[0],
+                          torch::autograd::grad({reference}, {logits})[0], "gradient");
+  EXPECT_NE(fused.grad_fn()->name(), reference.grad_fn()->name());  // two paths, not one
+}
+
+// --- dropout -------------------------------------------------------------------------------
+
+// Random123's known answers for Philox4x32-10 (its kat_vectors file): zeros, all ones, and the
+// digits of pi.
+TEST(DropoutKernel, PhiloxMatchesRandom123sKnownAnswers) {
+  using Words = std::array<uint32_t, 4>;
+  EXPECT_EQ(qkv::philox4x32_10({0, 0, 0, 0}, {0, 0}),
+            (Words{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}));
+  EXPECT_EQ(qkv::philox4x32_10({0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
+                               {0xffffffff, 0xffffffff}),
+            (Words{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}));
+  EXPECT_EQ(qkv::philox4x32_10({0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
+                               {0xa4093822, 0x299f31d0}),
+            (Words{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}));
+}
+
+// The correlation of a and b (0/1 flags as doubles).
+double correlation(const torch::Tensor& a, const torch::Tensor& b) {
+  const auto x = a.to(torch::kFloat64) - a.to(torch::kFloat64).mean();
+  const auto y = b.to(torch::kFloat64) - b.to(torch::kFloat64).mean();
+  return ((x * y).sum() / (x.pow(2).sum() * y.pow(2).sum()).sqrt()).item<double>();
+}
+
+// Kept elements are x / (1 - p) and the rest 0, kept at a rate within 5 standard deviations of
+// 1 - p, with no correlation between neighbours (1, 16 and 64 apart: the lanes and chunks of the
+// generator) beyond 5 / sqrt(n); the gradient passes through exactly the kept elements, scaled
+// alike. n is not a multiple of the 64-element chunk.
+TEST(DropoutKernel, KeepsAtTheRateScalesAndTheGradientTakesTheSameFlags) {
+  torch::manual_seed(41);
+  const int64_t n = (1 << 20) + 37;
+  for (const double p : {0.1, 0.2, 0.5, 0.9}) {
+    const auto x = (torch::rand({n}) + 0.5).requires_grad_();  // no zeros
+    const auto y = qkv::dropout(x, p, true);
+    const auto kept = y.detach() != 0;
+    const double rate = kept.to(torch::kFloat64).mean().item<double>();
+    EXPECT_NEAR(rate, 1 - p, 5 * std::sqrt(p * (1 - p) / n)) << "p " << p;
+    const auto scaled = x.detach() * static_cast<float>(1 / (1 - p));
+    EXPECT_TRUE(torch::equal(y.detach(), torch::where(kept, scaled, torch::zeros_like(scaled))));
+    for (const int64_t lag : {1, 16, 64})
+      EXPECT_LT(std::abs(correlation(kept.slice(0, 0, n - lag), kept.slice(0, lag))),
+                5 / std::sqrt(double(n)))
+          << "p " << p << " lag " << lag;
+    const auto dy = torch::randn({n});
+    const auto dx = torch::autograd::grad({y}, {x}, {dy})[0];
+    const auto want = dy * static_cast<float>(1 / (1 - p));
+    EXPECT_TRUE(torch::equal(dx, torch::where(kept, want, torch::zeros_like(want))));
+  }
+}
+
+// The same seed gives the same flags whatever the thread count; the next draw gives others.
+TEST(DropoutKernel, RepeatsUnderASeedOnAnyThreadCountAndDrawsAfreshEachCall) {
+  const auto x = torch::ones({3, 1000, 7});
+  const int threads = at::get_num_threads();
+  torch::manual_seed(42);
+  const auto first = qkv::dropout(x, 0.3, true), second = qkv::dropout(x, 0.3, true);
+  at::set_num_threads(1);
+  torch::manual_seed(42);
+  const auto again = qkv::dropout(x, 0.3, true);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(first, again));
+  EXPECT_FALSE(torch::equal(first, second));
+  torch::manual_seed(42);
+  EXPECT_TRUE(torch::equal(qkv::bernoulli_mask({3, 1000, 7}, 0.7), first.ne(0).to(torch::kUInt8)))
+      << "the mask and dropout read the same words under the same seed";
+}
+
+TEST(DropoutKernel, IdentityWhenOffAllZeroAtOneAndRefusals) {
+  const auto x = torch::randn({5, 9});
+  EXPECT_TRUE(qkv::dropout(x, 0.0, true).is_same(x));
+  EXPECT_TRUE(qkv::dropout(x, 0.5, false).is_same(x));
+  EXPECT_TRUE(torch::equal(qkv::dropout(x, 1.0, true), torch::zeros_like(x)));
+  EXPECT_THROW(qkv::dropout(x, 1.5, true), c10::Error);
+  EXPECT_THROW(qkv::dropout(x, -0.1, true), c10::Error);
+  EXPECT_FALSE(qkv::dropout_supports(x.to(torch::kFloat64)));
+  EXPECT_THROW(qkv::dropout(x.to(torch::kFloat64), 0.5, true), c10::Error);
+  const auto mask = qkv::bernoulli_mask({2, 3, 65}, 0.25);
+  EXPECT_EQ(mask.scalar_type(), torch::kUInt8);
+  EXPECT_EQ(mask.sizes(), (std::vector<int64_t>{2, 3, 65}));
+  EXPECT_TRUE(mask.le(1).all().item<bool>());
+  EXPECT_TRUE(torch::equal(qkv::bernoulli_mask({70}, 1.0), torch::ones({70}, torch::kUInt8)));
+  EXPECT_TRUE(torch::equal(qkv::bernoulli_mask({70}, 0.0), torch::zeros({70}, torch::kUInt8)));
+}
+
+// The model with dropout on the fused path: training draws differ call to call and from the
+// reference's; evaluation (no dropout) gives the reference's logits.
+TEST(DropoutKernel, TheModelsFusedPathDropsInTrainingAndNotInEvaluation) {
+  qkv::ModelConfig c;
+  c.vocab_size = 11;
+  c.block_size = 8;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.d_model = 16;
+  c.dropout = 0.2;
+  torch::manual_seed(43);
+  qkv::TransformerLM fused(c), reference(c);
+  qkv::testing::copy_parameters(fused, reference);
+  fused->use_kernels(KernelPath::kFused);
+  const auto idx = torch::randint(0, 11, {3, 8}, torch::kLong);
+  fused->train();
+  EXPECT_FALSE(torch::equal(fused(idx), fused(idx)));
+  fused->eval();
+  reference->eval();
+  EXPECT_TRUE(torch::allclose(fused(idx), reference(idx), 1e-5, 1e-5));
 }
 
 // --- layer norm ----------------------------------------------------------------------------

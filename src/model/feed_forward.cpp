@@ -1,6 +1,7 @@
 #include "qkv/model/feed_forward.h"
 
 #include "qkv/kernels/gelu.h"
+#include "qkv/model/dropout.h"
 
 namespace qkv {
 
@@ -13,7 +14,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t d_model, int64_t d_ff, bool bias, doubl
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   auto h = fc_in(x);  // (B, T, d_ff)
   h = kernels == KernelPath::kFused && gelu_supports(h) ? qkv::gelu(h) : torch::gelu(h);
-  return dropout(fc_out(h));
+  return apply_dropout(dropout, fc_out(h), kernels);
 }
 
 }  // namespace qkv

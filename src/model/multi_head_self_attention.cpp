@@ -6,6 +6,8 @@
 #include <torch/version.h>
 
 #include "qkv/kernels/causal_attention.h"
+#include "qkv/kernels/dropout.h"
+#include "qkv/model/dropout.h"
 #include "qkv/runtime/autocast_scope.h"
 
 // at::scaled_dot_product_attention with its `scale` argument: LibTorch 2.1 and later.
@@ -59,7 +61,7 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, torch:
   // Under bf16 autocast the projections come out bf16, which the fp32 kernel does not take.
   if (options.kernels() == KernelPath::kFused && options.causal() && !weights && !cache &&
       causal_attention_supports(x) && !autocast_enabled(x.device().type()))
-    return resid_dropout(w_o(fused_cpu_attention(x, scale)));
+    return apply_dropout(resid_dropout, w_o(fused_cpu_attention(x, scale)), KernelPath::kFused);
 
   // Three products, not one over the concatenated weights: fusing saved ~1% of a reference
   // training step but cost 13% of generation speed (copying the weights every token), measured.
@@ -92,8 +94,8 @@ torch::Tensor MultiHeadSelfAttentionImpl::fused_cpu_attention(const torch::Tenso
                                                               double scale) {
   const int64_t B = x.size(0), H = options.n_head(), T = x.size(1);
   const double p = is_training() ? attn_dropout->options.p() : 0.0;
-  torch::Tensor keep;  // attention dropout: which weights survive, drawn like Dropout's
-  if (p > 0) keep = torch::empty({B, H, T, T}, x.options().dtype(torch::kUInt8)).bernoulli_(1 - p);
+  torch::Tensor keep;  // attention dropout: which weights survive, drawn on every thread
+  if (p > 0) keep = bernoulli_mask({B, H, T, T}, 1 - p);
   return causal_attention(project_qkv(x), H, scale, keep, 1 - p);  // (B, T, C)
 }
 

@@ -3,6 +3,9 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "qkv/kernels/cross_entropy.h"
+#include "qkv/model/dropout.h"
+
 namespace qkv {
 
 TransformerLMImpl::TransformerLMImpl(const ModelConfig& config) : config_(config) {
@@ -70,7 +73,7 @@ torch::Tensor TransformerLMImpl::forward(const torch::Tensor& idx, ForwardCaptur
     capture->token_embeddings = tok;
     capture->input_embeddings = x;
   }
-  x = drop(x);
+  x = apply_dropout(drop, x, kernels_);
   if (on_stage) on_stage(StepStage::kEmbedding);
 
   for (size_t i = 0; i < blocks->size(); ++i) {
@@ -86,8 +89,13 @@ torch::Tensor TransformerLMImpl::forward(const torch::Tensor& idx, ForwardCaptur
   return logits;
 }
 
-torch::Tensor TransformerLMImpl::loss(const torch::Tensor& logits, const torch::Tensor& targets) {
-  return torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}));
+torch::Tensor TransformerLMImpl::loss(const torch::Tensor& logits, const torch::Tensor& targets,
+                                      KernelPath kernels) {
+  const auto flat_logits = logits.reshape({-1, logits.size(-1)});  // (B * T, V)
+  const auto flat_targets = targets.reshape({-1});                 // (B * T)
+  if (kernels == KernelPath::kFused && cross_entropy_supports(flat_logits, flat_targets))
+    return qkv::cross_entropy(flat_logits, flat_targets);
+  return torch::cross_entropy_loss(flat_logits, flat_targets);
 }
 
 int64_t TransformerLMImpl::pack_weights(WeightFormat format) {
@@ -101,6 +109,7 @@ int64_t TransformerLMImpl::pack_weights(WeightFormat format) {
 }
 
 void TransformerLMImpl::use_kernels(KernelPath path) {
+  kernels_ = path;
   for (auto& module : modules(/*include_self=*/false))
     if (auto* attention = module->as<MultiHeadSelfAttention>())
       attention->options.kernels(path);

@@ -99,7 +99,7 @@ StepOutcome TrainingStep::run_eager(const std::function<Batch()>& next_batch, do
     {
       AutocastScope autocast(bf16_, device_.type());
       auto logits = model_->forward(batch.x.to(device_), on_stage ? &capture : nullptr);
-      loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(device_));
+      loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(device_), kernels_);
     }
     stage_done(StepStage::kLoss);
     if (reducer_ && micro == accum_steps_ - 1) reducer_->expect_final_backward();
@@ -137,7 +137,7 @@ CudaGraphStep::Outputs TrainingStep::queue_step(const torch::Tensor& x, const to
     {
       AutocastScope autocast(bf16_, device_.type());
       auto logits = model_->forward(x[micro]);
-      loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), y[micro]);
+      loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), y[micro], kernels_);
     }
     (loss / double(accum_steps_)).backward();
     loss_sum += loss.detach();

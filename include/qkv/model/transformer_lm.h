@@ -42,8 +42,10 @@ class TransformerLMImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& idx, ForwardCapture* capture = nullptr,
                         std::vector<KVCache>* caches = nullptr);
 
-  // Mean next-token cross-entropy: logits (B, T, V), targets (B, T).
-  static torch::Tensor loss(const torch::Tensor& logits, const torch::Tensor& targets);
+  // Mean next-token cross-entropy: logits (B, T, V), targets (B, T). kFused computes it with
+  // qkv's CPU kernel (kernels/cross_entropy.h) where the logits are float32 on the CPU.
+  static torch::Tensor loss(const torch::Tensor& logits, const torch::Tensor& targets,
+                            KernelPath kernels = KernelPath::kReference);
 
   // The LM head's weight: the token embedding itself when weights are tied.
   torch::Tensor lm_head_weight() const;
@@ -70,6 +72,7 @@ class TransformerLMImpl : public torch::nn::Module {
  private:
   void init_weights();
   ModelConfig config_;
+  KernelPath kernels_ = KernelPath::kReference;  // for the embeddings' dropout (use_kernels)
 };
 TORCH_MODULE(TransformerLM);
 
