@@ -503,25 +503,17 @@ TEST(DropoutKernel, IdentityWhenOffAllZeroAtOneAndRefusals) {
   EXPECT_TRUE(torch::equal(qkv::bernoulli_mask({70}, 0.0), torch::zeros({70}, torch::kUInt8)));
 }
 
-// The model with dropout on the fused path: training draws differ call to call and from the
-// reference's; evaluation (no dropout) gives the reference's logits.
+// The model with dropout on the fused path: training draws differ call to call; evaluation (no
+// dropout) gives the reference's logits.
 TEST(DropoutKernel, TheModelsFusedPathDropsInTrainingAndNotInEvaluation) {
-  qkv::ModelConfig c;
-  c.vocab_size = 11;
-  c.block_size = 8;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.d_model = 16;
-  c.dropout = 0.2;
-  torch::manual_seed(43);
-  qkv::TransformerLM fused(c), reference(c);
-  qkv::testing::copy_parameters(fused, reference);
+  // Same seed, same weights.
+  auto fused = qkv::testing::random_model(11, 8, 16, 43, 0.2);
+  auto reference = qkv::testing::random_model(11, 8, 16, 43, 0.2);
   fused->use_kernels(KernelPath::kFused);
   const auto idx = torch::randint(0, 11, {3, 8}, torch::kLong);
   fused->train();
   EXPECT_FALSE(torch::equal(fused(idx), fused(idx)));
   fused->eval();
-  reference->eval();
   EXPECT_TRUE(torch::allclose(fused(idx), reference(idx), 1e-5, 1e-5));
 }
 

@@ -103,8 +103,8 @@ inline CommandResult run_qkv(const std::string& args) {
 }
 
 // A 2-layer, 2-head model with random weights from `seed`, in eval mode.
-inline TransformerLM random_model(int64_t vocab, int64_t block_size, int64_t d_model,
-                                  uint64_t seed) {
+inline TransformerLM random_model(int64_t vocab, int64_t block_size, int64_t d_model, uint64_t seed,
+                                  double dropout = 0.0) {
   torch::manual_seed(seed);
   ModelConfig c;
   c.vocab_size = vocab;
@@ -112,6 +112,7 @@ inline TransformerLM random_model(int64_t vocab, int64_t block_size, int64_t d_m
   c.n_layer = 2;
   c.n_head = 2;
   c.d_model = d_model;
+  c.dropout = dropout;
   TransformerLM model(c);
   model->eval();
   return model;
