@@ -6,15 +6,15 @@
 
 namespace qkv {
 
-KernelPath kernel_path_from_string(const std::string& name) {
+KernelPath kernel_path_from_string(const std::string& name, bool dropout) {
   if (name == "reference") return KernelPath::kReference;
   if (name == "fused") return KernelPath::kFused;
-  if (name == "auto") return faster_cpu_kernel_path();
+  if (name == "auto") return faster_cpu_kernel_path(dropout);
   throw std::invalid_argument("kernels: expected reference, fused or auto, got '" + name + "'");
 }
 
-KernelPath faster_cpu_kernel_path() {
-  return TORCH_VERSION_MAJOR >= 2 ? KernelPath::kReference : KernelPath::kFused;
+KernelPath faster_cpu_kernel_path(bool dropout) {
+  return TORCH_VERSION_MAJOR >= 2 && !dropout ? KernelPath::kReference : KernelPath::kFused;
 }
 
 std::string to_string(KernelPath path) {

@@ -25,7 +25,7 @@ TrainingStep::TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer,
       max_norm_(config.train.grad_clip > 0 ? config.train.grad_clip : INFINITY),
       bf16_(config.runtime.dtype == ComputeDtype::kBf16),
       device_(model_->lm_head_weight().device()),
-      kernels_(kernel_path_from_string(config.runtime.kernels)),
+      kernels_(kernel_path_from_string(config.runtime.kernels, config.model.dropout > 0)),
       group_(std::move(group)) {
   model_->use_kernels(kernels_);
   if (group_ && group_->world_size() > 1) {

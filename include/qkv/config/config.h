@@ -79,7 +79,7 @@ struct RuntimeConfig {
   int64_t threads = 0;  // 0 = every core
   // fused: qkv's own CPU kernels with hand-written backward where they apply (float32 on the
   // CPU); reference: the plain LibTorch ops everywhere; auto: the faster of the two for this
-  // LibTorch (faster_cpu_kernel_path). See KernelPath.
+  // LibTorch and model.dropout (faster_cpu_kernel_path). See KernelPath.
   std::string kernels = "auto";
   std::string device = "auto";
   int64_t seed = 1337;
