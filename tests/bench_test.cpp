@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "qkv/bench/training_benchmark.h"
+#include "qkv/data/file_bytes.h"
+#include "qkv/runtime/cuda_device.h"
 #include "test_support.h"
 
 namespace {
@@ -25,6 +27,27 @@ TEST(Bench, TinyConfigReportHasEveryFieldPositive) {
   for (const char* stage :
        {"embedding", "attention", "feed_forward", "head_and_loss", "backward", "optimizer"})
     EXPECT_GT(j["breakdown_ms"][stage].get<double>(), 0.0) << stage;
+}
+
+TEST(Bench, ProfileWritesAChromeTraceOrSaysWhyNot) {
+  qkv::testing::TempDir dir("bench_profile");
+  const std::string trace = dir / "trace.json";
+  auto r = qkv::testing::run_command(std::string(QKV_BINARY) + " bench " + QKV_SOURCE_DIR +
+                                     "/configs/tiny.yaml --steps 2 --warmup 1 --no-generation "
+                                     "--profile " +
+                                     trace + " 2>&1");
+  if (!qkv::built_with_cuda()) {  // Kineto comes with the CUDA LibTorch qkv profiles through
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.out.find("profiling needs qkv built against a CUDA LibTorch"), std::string::npos)
+        << r.out;
+    return;
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(qkv::read_file_bytes(trace));
+  size_t operators = 0;
+  for (const auto& event : j["traceEvents"])
+    if (event.value("cat", "") == "cpu_op") ++operators;
+  EXPECT_GT(operators, 10u);  // the five steps' operators are there
 }
 
 TEST(Bench, TrainingFlopsFollowTheClosedForm) {

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "qkv/eval/perplexity_evaluator.h"
+#include "qkv/generate/decode_step.h"
 #include "qkv/generate/incremental_decoder.h"
 #include "qkv/model/transformer_lm.h"
 #include "qkv/runtime/cuda_device.h"
@@ -76,19 +77,25 @@ double generation_tokens_per_s(TransformerLM& model, bool use_cache) {
 }
 
 // `batch` sequences decoded side by side with the KV cache, greedy, the next tokens chosen where
-// the model runs (as a serving loop would): new tokens per second over all sequences.
+// the model runs (as a serving loop would), each step a DecodeStep (on a GPU, one graph replay):
+// new tokens per second over all sequences.
 double batched_generation_tokens_per_s(TransformerLM& model, int64_t batch) {
   torch::NoGradGuard no_grad;
   const auto device = model->lm_head_weight().device();
   const int64_t steps = model->config().block_size - 1;
+  // One set of caches and one step for both runs, as a server keeps them between requests.
+  std::vector<KVCache> caches;
+  std::unique_ptr<DecodeStep> step;
   auto decode = [&] {
-    std::vector<KVCache> caches;
-    auto next = torch::zeros({batch, 1}, torch::TensorOptions().dtype(torch::kLong).device(device));
-    for (int64_t i = 0; i < steps; ++i)
-      next = model->forward(next, nullptr, &caches).select(1, -1).argmax(-1, true);  // (B, 1)
+    for (auto& cache : caches) cache.reset();
+    auto first =
+        torch::zeros({batch, 1}, torch::TensorOptions().dtype(torch::kLong).device(device));
+    auto next = model->forward(first, nullptr, &caches).select(1, -1).argmax(-1, true);  // (B, 1)
+    if (!step) step = std::make_unique<DecodeStep>(model, caches);
+    for (int64_t i = 1; i < steps; ++i) next = step->run(next).argmax(-1, true);
     return next;
   };
-  decode();  // warm-up: kernel selection and the allocator's first blocks
+  decode();  // warm-up: kernel selection, the allocator's first blocks, the graph's capture
   Stopwatch watch(device.is_cuda());
   decode();
   return double(batch * steps) / (watch.lap_ms() / 1000.0);
@@ -168,6 +175,10 @@ void time_training_steps(const Config& config, const ModelConfig& mc, const torc
     for (int64_t step = 0; step < options.steps; ++step)
       record_stages(timed_step(options.warmup + options.steps + step, true).first);
   r.breakdown = {median(emb), median(att), median(ffn), median(head), median(back), median(opt)};
+  if (!options.profile.empty())  // the steps as training runs them: replayed graphs on a GPU
+    profile_to_trace(options.profile, [&] {
+      for (int64_t step = 0; step < 5; ++step) timed_step(options.warmup + step, false);
+    });
   r.step_ms = median(total);
   r.tokens_per_s = double(B * T * config.train.grad_accum_steps) / (r.step_ms / 1000.0);
   r.flops_per_step = training_flops_per_step(mc, B * config.train.grad_accum_steps);

@@ -135,6 +135,10 @@ int run_train(const TrainArgs& args) {
   return 0;
 }
 
+  spdlog::info(
+      "time: steps {:.1f} s, evaluation {:.1f} s, checkpoints {:.1f} s, other {:.1f} s",
+      result.step_seconds, result.eval_seconds, result.checkpoint_seconds,
+      result.wall_seconds - result.step_seconds - result.eval_seconds - result.checkpoint_seconds);
 Checkpoint load_for_inference(const std::string& path, const RuntimeArgs& runtime,
                               const std::string& weights, bool decoding) {
   const auto format = parse_weight_format(weights);

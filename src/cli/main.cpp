@@ -181,6 +181,8 @@ CLI::App* add_attention(CLI::App& app, AttentionArgs& a) {
   return cmd;
 }
 
+  cmd->add_option("--profile", o.profile,
+                  "Write a Chrome trace of 5 more training steps here (a CUDA LibTorch's Kineto)");
 CLI::App* add_embed(CLI::App& app, EmbedArgs& a) {
   auto* cmd = app.add_subcommand(
       "embed", "How one word's embedding changes with its context, layer by layer");

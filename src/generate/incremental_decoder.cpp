@@ -40,10 +40,18 @@ torch::Tensor IncrementalDecoder::feed(const std::vector<TokenId>& tokens) {
   }
   const int64_t cached = caches_.empty() ? 0 : caches_[0].length();
   if (!use_cache_ || slid || cached + static_cast<int64_t>(tokens.size()) > block_size_) {
-    // Whole window from scratch: recomputation mode, or a slide (the cache is rebuilt).
+    // Whole window from scratch: recomputation mode, or a slide (the cache is rebuilt, in the
+    // same buffers, which a captured decoding step reads in place).
     if (use_cache_ && cached > 0) ++rebuilds_;
-    caches_.clear();
+    for (auto& cache : caches_) cache.reset();
     return forward(std::vector<TokenId>(context_.begin(), context_.end()), use_cache_);
+  }
+  // On a GPU one new token is one replay of a captured step; elsewhere (and for several tokens)
+  // the model's forward, which attends to the cached positions alone.
+  if (tokens.size() == 1 && cached > 0 && model_->lm_head_weight().is_cuda()) {
+    if (!step_) step_ = std::make_unique<DecodeStep>(model_, caches_);
+    return step_->run(torch::tensor({static_cast<int64_t>(tokens[0])}, torch::kLong))[0].to(
+        torch::kCPU);
   }
   return forward(tokens, true);  // only the new positions; keys and values come from the cache
 }

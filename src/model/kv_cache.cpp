@@ -19,13 +19,22 @@ std::pair<torch::Tensor, torch::Tensor> KVCache::append(const torch::Tensor& k,
                             std::to_string(capacity_) + " positions; " + std::to_string(T) +
                             " more do not fit");
   if (!k_.defined()) {
-    k_ = torch::empty({k.size(0), k.size(1), capacity_, k.size(3)}, k.options());
-    v_ = torch::empty_like(k_);
+    // Zeros, not garbage: a step that reads every position (DecodeStep) masks the unwritten
+    // ones, and a masked NaN would still poison its weighted sum.
+    k_ = torch::zeros({k.size(0), k.size(1), capacity_, k.size(3)}, k.options());
+    v_ = torch::zeros_like(k_);
   }
   k_.narrow(2, length_, T).copy_(k);
   v_.narrow(2, length_, T).copy_(v);
   length_ += T;
   return {k_.narrow(2, 0, length_), v_.narrow(2, 0, length_)};
+}
+
+void KVCache::set_length(int64_t length) {
+  if (length < 0 || length > capacity_)
+    throw std::length_error("KV cache length " + std::to_string(length) + " is outside [0, " +
+                            std::to_string(capacity_) + "]");
+  length_ = length;
 }
 
 }  // namespace qkv

@@ -2,6 +2,7 @@
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/cuda.h>
 
 namespace qkv {
@@ -28,6 +29,18 @@ int64_t cuda_peak_allocated_bytes() {
 void reset_cuda_peak_memory() {
   if (torch::cuda::is_available())
     c10::cuda::CUDACachingAllocator::resetPeakStats(c10::cuda::current_device());
+}
+
+void profile_to_trace(const std::string& path, const std::function<void()>& work) {
+  namespace profiler = torch::autograd::profiler;
+  using torch::profiler::impl::ActivityType;
+  const profiler::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO);
+  const std::set<ActivityType> activities{ActivityType::CPU, ActivityType::CUDA};
+  profiler::prepareProfiler(config, activities);
+  profiler::enableProfiler(config, activities);
+  work();
+  if (torch::cuda::is_available()) torch::cuda::synchronize();
+  profiler::disableProfiler()->save(path);
 }
 
 }  // namespace qkv

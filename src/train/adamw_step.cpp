@@ -300,4 +300,28 @@ void move_optimizer_state(torch::optim::AdamW& optimizer, const torch::Device& d
   }
 }
 
+void copy_optimizer_state(torch::optim::AdamW& from, const std::vector<torch::Tensor>& from_params,
+                          torch::optim::AdamW& to, const std::vector<torch::Tensor>& to_params,
+                          const std::function<torch::Tensor(const torch::Tensor&)>& allocate) {
+  auto copy = [&](const torch::Tensor& source, torch::Tensor target) {
+    if (!source.defined()) return torch::Tensor();
+    if (!target.defined() || target.sizes() != source.sizes() ||
+        (source.is_cuda() && !target.is_pinned()))
+      target = allocate(source);
+    target.copy_(source, /*non_blocking=*/true);
+    return target;
+  };
+  auto& sources = from.state();
+  for (size_t i = 0; i < from_params.size() && i < to_params.size(); ++i) {
+    auto it = sources.find(state_key(from, from_params[i]));
+    if (it == sources.end()) continue;  // no step has touched it yet
+    const auto& s = static_cast<const AdamWParamState&>(*it->second);
+    auto& t = state_of(to, to_params[i]);
+    t.step(s.step());
+    t.exp_avg(copy(s.exp_avg(), t.exp_avg()));
+    t.exp_avg_sq(copy(s.exp_avg_sq(), t.exp_avg_sq()));
+    t.max_exp_avg_sq(copy(s.max_exp_avg_sq(), t.max_exp_avg_sq()));
+  }
+}
+
 }  // namespace qkv

@@ -85,9 +85,9 @@ void check_finite(const std::string& path, const TransformerLM& model) {
 
 }  // namespace
 
-void write_checkpoint(const std::string& path, TransformerLM& model,
-                      torch::optim::Optimizer* optimizer, const Config& config,
-                      const Tokenizer& tokenizer, const TrainingState& state) {
+std::string serialize_checkpoint(TransformerLM& model, torch::optim::Optimizer* optimizer,
+                                 const Config& config, const std::string& tokenizer_kind,
+                                 const std::string& tokenizer_bytes, const TrainingState& state) {
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
   model->save(model_archive);
@@ -104,21 +104,32 @@ void write_checkpoint(const std::string& path, TransformerLM& model,
   meta.best_step = state.best_step;
   meta.sampler_state = state.sampler_state;
   meta.world_size = state.world_size;
-  meta.tokenizer_kind = tokenizer.kind();
+  meta.tokenizer_kind = tokenizer_kind;
   archive.write("meta", bytes_tensor(meta.to_json()));
   archive.write("config", bytes_tensor(config.to_yaml()));
-  archive.write("tokenizer", bytes_tensor(tokenizer.serialize()));
+  archive.write("tokenizer", bytes_tensor(tokenizer_bytes));
   if (state.torch_rng_state.defined()) archive.write("torch_rng", state.torch_rng_state);
   if (state.rank_rng_states.defined()) archive.write("torch_rng_ranks", state.rank_rng_states);
   std::ostringstream buffer;
   archive.save_to(buffer);
   std::string bytes = buffer.str();
   bytes += digest_trailer(bytes);
+  return bytes;
+}
+
+void write_checkpoint_bytes(const std::string& path, const std::string& bytes) {
   try {
     write_file_atomically(path, bytes);
   } catch (const std::runtime_error& e) {
     throw CheckpointError(e.what());
   }
+}
+
+void write_checkpoint(const std::string& path, TransformerLM& model,
+                      torch::optim::Optimizer* optimizer, const Config& config,
+                      const Tokenizer& tokenizer, const TrainingState& state) {
+  write_checkpoint_bytes(path, serialize_checkpoint(model, optimizer, config, tokenizer.kind(),
+                                                    tokenizer.serialize(), state));
 }
 
 std::string Checkpoint::resolve(const std::string& p) {

@@ -19,12 +19,13 @@
 #include "qkv/data/data_preparer.h"
 #include "qkv/data/file_bytes.h"
 #include "qkv/distributed/process_group.h"
-#include "qkv/runtime/autocast_scope.h"
 #include "qkv/runtime/median.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/adamw_step.h"
 #include "qkv/train/checkpoint.h"
+#include "qkv/train/checkpoint_writer.h"
+#include "qkv/train/loss_estimator.h"
 #include "qkv/train/lr_schedule.h"
 #include "qkv/train/memory_estimate.h"
 #include "qkv/train/optimizer_setup.h"
@@ -96,6 +97,7 @@ struct Trainer::Impl {
   bool writing = false;
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> early_log;
   std::ofstream metrics_out;
+  Clock::time_point metrics_flushed;
   torch::Device device{torch::kCPU};
   std::unique_ptr<Tokenizer> tokenizer;
   TransformerLM model{nullptr};
@@ -103,6 +105,9 @@ struct Trainer::Impl {
   std::unique_ptr<TrainingStep> training_step;
   std::shared_ptr<TokenFile> train_tokens, val_tokens;
   std::unique_ptr<BatchSampler> sampler;
+  std::unique_ptr<LossEstimator> train_loss, val_loss;  // made at the first evaluation
+  std::vector<std::string> due;                         // checkpoint files to write after this step
+  std::unique_ptr<CheckpointWriter> checkpoints;        // made at the first save
   TrainingState state;
   std::shared_ptr<spdlog::logger> log;
   ProgressLine progress;
@@ -180,6 +185,7 @@ struct Trainer::Impl {
     write_file_atomically(metrics_path,
                           resumed_from < 0 ? "" : metrics_up_to(metrics_path, resumed_from));
     metrics_out.open(metrics_path, std::ios::app);
+    metrics_flushed = Clock::now();
     const std::string log_path = run_dir + "/train.log";
     {
       std::ofstream out(log_path, std::ios::app);
@@ -206,27 +212,30 @@ struct Trainer::Impl {
 
   // Mean loss over eval.batches fixed batches: the same batches at every evaluation (their own
   // seed), so successive figures compare and the training stream is untouched.
-  double estimate_loss(const std::shared_ptr<TokenFile>& tokens) {
-    torch::NoGradGuard no_grad;
-    model->eval();
-    AutocastScope autocast(config.runtime.dtype == ComputeDtype::kBf16, device.type());
-    BatchSampler eval_sampler(tokens, config.train.batch_size, config.model.block_size,
-                              config.runtime.seed + 1, rank(), world_size());
-    // Summed where the model runs, read once: a read per batch would stall a GPU 200 times.
-    auto total = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
-    for (int64_t i = 0; i < config.eval.batches; ++i) {
-      auto batch = eval_sampler.next();
-      auto logits = model(batch.x.to(device));
-      total += TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(device))
-                   .to(torch::kFloat64);
+  double estimate_loss(std::unique_ptr<LossEstimator>& estimator,
+                       const std::shared_ptr<TokenFile>& tokens) {
+    if (!estimator) {
+      LossEstimatorOptions o;
+      o.batches = config.eval.batches;
+      o.batch_size = config.train.batch_size;
+      o.block_size = config.model.block_size;
+      o.seed = config.runtime.seed + 1;
+      o.rank = rank();
+      o.world_size = world_size();
+      o.bf16 = config.runtime.dtype == ComputeDtype::kBf16;
+      estimator = std::make_unique<LossEstimator>(model, tokens, o);
     }
-    model->train();
+    auto total = estimator->loss_sum();
     if (distributed()) group->all_reduce_sum(total);  // the mean over every rank's share
     return total.item<double>() / double(config.eval.batches * world_size());
   }
 
-  // Every rank calls it (the ranks' dropout generators travel to rank 0); rank 0 writes.
-  std::string save(const std::string& name) {
+  // Every rank calls it (the ranks' dropout generators travel to rank 0); rank 0 hands the files
+  // due after this step to the writer, which writes them off this thread.
+  void save_due() {
+    if (due.empty()) return;
+    const auto t0 = Clock::now();
+    flush_metrics();
     state.world_size = world_size();
     if (distributed()) {
       check_ranks_agree();
@@ -234,12 +243,15 @@ struct Trainer::Impl {
       auto states = group->all_gather(cpu_rng_state().to(device));
       state.rank_rng_states = torch::stack(states).to(torch::kCPU);
     }
-    if (!writer()) return "";
+    std::vector<std::string> paths;
+    for (const auto& name : due) paths.push_back(run_dir + "/" + name);
+    due.clear();
+    if (!writer()) return;
     state.sampler_state = sampler->state();
     state.torch_rng_state = cpu_rng_state();
-    const std::string path = run_dir + "/" + name;
-    write_checkpoint(path, model, optimizer.get(), config, *tokenizer, state);
-    return path;
+    if (!checkpoints) checkpoints = std::make_unique<CheckpointWriter>(model, optimizer.get());
+    checkpoints->save(paths, config, *tokenizer, state);
+    result.checkpoint_seconds += ms_since(t0) / 1000.0;
   }
 
   // --- data-parallel
@@ -284,10 +296,19 @@ struct Trainer::Impl {
     return flag.item<double>() > 0;
   }
 
+  // Records reach metrics.jsonl about once a second and before every checkpoint (a resumed run
+  // keeps the records up to its checkpoint's step, so they must all be there by then): a write per
+  // step is a system call per step, which a slow file system makes a real share of a fast step.
   void append_metrics(const nlohmann::json& record) {
     if (!writer()) return;
     metrics_out << record.dump() << "\n";
+    if (Clock::now() - metrics_flushed > std::chrono::seconds(1)) flush_metrics();
+  }
+
+  void flush_metrics() {
+    if (!writer() || !metrics_out.is_open()) return;
     metrics_out.flush();
+    metrics_flushed = Clock::now();
     if (!metrics_out)
       throw RunWriteError("cannot write " + run_dir + "/metrics.jsonl: " + std::strerror(errno));
   }
@@ -332,6 +353,7 @@ struct Trainer::Impl {
     ++state.step;
     if (!writing) begin_writing();
     step_ms.push_back(ms);
+    result.step_seconds += ms / 1000.0;
     if (distributed()) allreduce_ms.push_back(outcome.allreduce_ms);
     StepRecord rec{state.step,        outcome.loss, lr,
                    outcome.grad_norm, ms,           tokens_per_step() / (ms / 1000.0)};
@@ -367,38 +389,47 @@ struct Trainer::Impl {
   }
 
   void evaluate(int64_t step) {
-    EvalRecord e{step, estimate_loss(train_tokens), estimate_loss(val_tokens)};
+    const auto t0 = Clock::now();
+    EvalRecord e{step, estimate_loss(train_loss, train_tokens),
+                 estimate_loss(val_loss, val_tokens)};
+    const double ms = ms_since(t0);
+    result.eval_seconds += ms / 1000.0;
     result.evals.push_back(e);
     char line[160];
-    std::snprintf(line, sizeof line, "eval step %lld: train loss %.4f, val loss %.4f",
-                  (long long)step, e.train_loss, e.val_loss);
+    std::snprintf(line, sizeof line, "eval step %lld: train loss %.4f, val loss %.4f (%.0f ms)",
+                  (long long)step, e.train_loss, e.val_loss, ms);
     info(line);
-    append_metrics(
-        {{"type", "eval"}, {"step", step}, {"train_loss", e.train_loss}, {"val_loss", e.val_loss}});
+    append_metrics({{"type", "eval"},
+                    {"step", step},
+                    {"train_loss", e.train_loss},
+                    {"val_loss", e.val_loss},
+                    {"ms", ms}});
     if (e.val_loss < state.best_val_loss) {
       state.best_val_loss = e.val_loss;
       state.best_step = step;
-      save("best.pt");
+      due.push_back("best.pt");
     }
   }
 
   // last.pt always; at a periodic checkpoint (not a stop, not the last step) also step_N.pt when
   // kept, and the after_checkpoint observer.
   void save_checkpoints(bool stopping) {
-    result.last_checkpoint = save("last.pt");
+    due.push_back("last.pt");
     const bool periodic = !stopping && state.step != config.train.max_steps;
-    if (!periodic) return;
-    if (config.checkpoint.keep_periodic) {
+    if (periodic && config.checkpoint.keep_periodic) {
       char name[32];
       std::snprintf(name, sizeof name, "step_%07lld.pt", (long long)state.step);
-      save(name);
+      due.push_back(name);
     }
-    notify_checkpoint(/*end_of_run=*/false);
+    save_due();
+    if (writer()) result.last_checkpoint = run_dir + "/last.pt";
+    if (periodic) notify_checkpoint(/*end_of_run=*/false);
   }
 
   // An observer is a view of the run, not part of it: failing must not end training.
   void notify_checkpoint(bool end_of_run) {
     if (!writer() || !writing || !options.after_checkpoint) return;
+    if (checkpoints) checkpoints->wait();  // the observer reads the files just written
     try {
       const std::string line = options.after_checkpoint(config, end_of_run);
       if (!line.empty()) info(line);
@@ -409,6 +440,12 @@ struct Trainer::Impl {
   }
 
   TrainResult finish(Clock::time_point run_start) {
+    flush_metrics();
+    if (checkpoints) {
+      const auto t0 = Clock::now();
+      checkpoints->wait();
+      result.checkpoint_seconds += ms_since(t0) / 1000.0;
+    }
     progress.clear();
     notify_checkpoint(/*end_of_run=*/true);
     result.run_dir = run_dir;
@@ -529,6 +566,7 @@ TrainResult Trainer::run() {
     const int64_t every = m.config.checkpoint.every;
     if (stop || rec.step == max_steps || (every > 0 && rec.step % every == 0))
       m.save_checkpoints(stop);
+    m.save_due();  // a new best between checkpoints
     if (stop) {
       m.result.interrupted = true;
       m.info("stopped at step " + std::to_string(rec.step) + "; checkpoint " +

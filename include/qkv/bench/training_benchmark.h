@@ -38,6 +38,7 @@ struct BenchmarkOptions {
   int64_t warmup = 3;       // steps run first and not measured
   int64_t matmul_size = 0;  // n of the n x n ceiling products; 0: 2048 on a CPU, 8192 on a GPU
   bool generation = true;   // also time generation (with and without the KV cache) and evaluation
+  std::string profile;      // when set: a Chrome trace of 5 more training steps, written here
 
   void validate() const;  // throws InvalidOption naming the field
 };

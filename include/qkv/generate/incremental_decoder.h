@@ -1,8 +1,10 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <vector>
 
+#include "qkv/generate/decode_step.h"
 #include "qkv/model/transformer_lm.h"
 #include "qkv/tokenizer/token_id.h"
 
@@ -42,6 +44,7 @@ class IncrementalDecoder {
   int64_t keep_tokens_;  // context left after a slide
   std::deque<TokenId> context_;
   std::vector<KVCache> caches_;
+  std::unique_ptr<DecodeStep> step_;  // on a GPU, made at the first token after the prompt
   int64_t rebuilds_ = 0;
 };
 

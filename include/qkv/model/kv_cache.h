@@ -24,6 +24,13 @@ class KVCache {
   int64_t length() const { return length_; }  // positions cached
   int64_t capacity() const { return capacity_; }
 
+  // Every position's buffer, valid or not: (B, H, capacity, D) each; undefined before the first
+  // append. For a decoding step that writes in place (DecodeStep), which then sets the length.
+  std::pair<torch::Tensor, torch::Tensor> buffers() const { return {k_, v_}; }
+  void set_length(int64_t length);
+  // Forgets every position but keeps the buffers, so that what reads them in place still can.
+  void reset() { length_ = 0; }
+
  private:
   torch::Tensor k_, v_;  // (B, H, capacity, D); positions [0, length_) are valid
   int64_t length_ = 0;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace qkv {
@@ -18,5 +19,10 @@ std::string cuda_device_name();
 // The caching allocator's peak of bytes allocated since the last reset; 0 without a device.
 int64_t cuda_peak_allocated_bytes();
 void reset_cuda_peak_memory();
+
+// Runs `work` under LibTorch's Kineto profiler (CPU operators and CUDA kernels, those inside CUDA
+// graphs included) and writes a Chrome trace (chrome://tracing, Perfetto) to `path`. Throws
+// std::runtime_error without a CUDA LibTorch.
+void profile_to_trace(const std::string& path, const std::function<void()>& work);
 
 }  // namespace qkv

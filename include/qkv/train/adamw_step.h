@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include <torch/optim/adamw.h>
@@ -50,5 +51,13 @@ double clip_and_adamw_step(torch::optim::AdamW& optimizer, const std::vector<tor
 // Moves the optimizer's moments to `device`, where the model is: a checkpoint's state is read onto
 // the CPU, whatever device wrote it.
 void move_optimizer_state(torch::optim::AdamW& optimizer, const torch::Device& device);
+
+// Copies the state of `from` (moments and step counts, filed under `from_params`) into `to`'s
+// state for the matching `to_params`, into tensors that `to` keeps between calls, without waiting
+// for the device (`non_blocking`): the checkpoint writer's host copy of a GPU optimizer. Each
+// new tensor of `to` is made by `allocate` from the source tensor.
+void copy_optimizer_state(torch::optim::AdamW& from, const std::vector<torch::Tensor>& from_params,
+                          torch::optim::AdamW& to, const std::vector<torch::Tensor>& to_params,
+                          const std::function<torch::Tensor(const torch::Tensor&)>& allocate);
 
 }  // namespace qkv

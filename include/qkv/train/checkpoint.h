@@ -60,4 +60,12 @@ void write_checkpoint(const std::string& path, TransformerLM& model,
                       torch::optim::Optimizer* optimizer, const Config& config,
                       const Tokenizer& tokenizer, const TrainingState& state);
 
+// The bytes write_checkpoint writes (the archive and its SHA-256 trailer), and their atomic write:
+// the two halves of write_checkpoint, for a writer that serialises on another thread
+// (CheckpointWriter). The tokenizer comes as its kind and serialize() bytes.
+std::string serialize_checkpoint(TransformerLM& model, torch::optim::Optimizer* optimizer,
+                                 const Config& config, const std::string& tokenizer_kind,
+                                 const std::string& tokenizer_bytes, const TrainingState& state);
+void write_checkpoint_bytes(const std::string& path, const std::string& bytes);
+
 }  // namespace qkv

@@ -56,6 +56,10 @@ struct TrainResult {
   int64_t best_step = -1;
   double wall_seconds = 0;
   double median_step_ms = 0;
+  double step_seconds = 0;         // of wall_seconds: in training steps,
+  double eval_seconds = 0;         // in evaluations,
+  double checkpoint_seconds = 0;   // and in checkpoints on the training thread (they are written
+                                   // on another)
   double median_allreduce_ms = 0;  // data-parallel: the gradients' all-reduce, per step
   std::vector<StepRecord> steps;   // the steps this call ran
   std::vector<EvalRecord> evals;
