@@ -356,6 +356,46 @@ TEST_F(DataParallelCli, SigtermToNprocStopsEveryWorkerAfterTheSameStepWithACheck
   EXPECT_EQ(qkv::RunMetrics::load(dir_ / "run/metrics.jsonl").steps.back().step, ckpt.state.step);
 }
 
+TEST_F(DataParallelCli, KillingTheLauncherStopsItsWorkersWithACheckpoint) {
+  const auto args = train_args(dir_, "run", 4, 100000) + " --set checkpoint.every=5 --nproc 2";
+  // The launcher is killed outright once training has begun; its workers must not train on.
+  const std::string command =
+      "{ " + qkv_bin() + " train " + args + " > /dev/null 2>&1 & pid=$!; " +
+      "for i in $(seq 600); do [ -e " + (dir_ / "run/last.pt") +
+      " ] && break; sleep 0.1; done; workers=$(pgrep -P $pid); kill -9 $pid; " +
+      "for i in $(seq 300); do alive=0; for w in $workers; do kill -0 $w 2> /dev/null && " +
+      "alive=1; done; [ $alive = 0 ] && break; sleep 0.1; done; " +
+      "echo \"workers $(echo $workers | wc -w) alive $alive after $i\" >&2; }";
+  const auto o = shell(command);
+  EXPECT_NE(o.err.find("workers 2 alive 0"), std::string::npos) << o.err;
+  // They stopped through SIGTERM: a checkpoint of both ranks, and the run directory free again.
+  const auto ckpt = qkv::Checkpoint::load(dir_ / "run/last.pt");
+  EXPECT_EQ(ckpt.state.world_size, 2);
+  const auto resumed =
+      shell(qkv_bin() + " train --resume " + (dir_ / "run") +
+            " --set train.max_steps=" + std::to_string(ckpt.state.step + 1) + " --nproc 2");
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+}
+
+TEST_F(DataParallelCli, ALostWorkerIsOneLineNamingItsRank) {
+  const auto args = train_args(dir_, "run", 4, 100000) + " --set checkpoint.every=5 --nproc 2";
+  // Rank 1 (found by its environment) is killed outright once training has begun.
+  const std::string command =
+      "{ " + qkv_bin() + " train " + args + " > /dev/null & pid=$!; " +
+      "for i in $(seq 600); do [ -e " + (dir_ / "run/last.pt") +
+      " ] && break; sleep 0.1; done; for w in $(pgrep -P $pid); do " +
+      "tr \"\\0\" \"\\n\" < /proc/$w/environ | grep -qx RANK=1 && kill -9 $w; done; " +
+      "wait $pid; }";
+  const auto o = shell(command);
+  EXPECT_NE(o.exit_code, 0);
+  const auto problems = o.problems();
+  ASSERT_EQ(problems.size(), 1u) << o.err;
+  EXPECT_NE(problems[0].find("rank 1 was killed by signal 9"), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("the checkpoints written before are kept"), std::string::npos)
+      << problems[0];
+  EXPECT_NO_THROW(qkv::Checkpoint::load(dir_ / "run/last.pt"));
+}
+
 TEST_F(DataParallelCli, NprocReportsAFailedWorker) {
   // A worker that cannot start training (no such config key) fails the job, non-zero.
   auto o = shell(qkv_bin() + " train " + train_args(dir_, "bad", 4) +

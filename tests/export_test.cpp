@@ -2,6 +2,8 @@
 // layout checked by transformers itself (tests/hf_export_check.py).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 
@@ -244,6 +246,26 @@ TEST(ExportCommand, ExportThenEvalGivesTheSamePerplexityAndGenerateReadsIt) {
           .exit_code,
       2);
   EXPECT_FALSE(fs::exists(dir / "x"));
+}
+
+TEST(ExportCommand, RemovesTheStagingOfExportsThatWereKilled) {
+  TempDir dir("export_stale");
+  auto ckpt = random_checkpoint(dir);
+  qkv::write_checkpoint(dir / "model.pt", ckpt.model, nullptr, ckpt.config, *ckpt.tokenizer,
+                        qkv::TrainingState{});
+  // A dead export's staging (no process has pid 999999999) and a live one's (this test's).
+  const std::string dead = dir / ".old.partial-999999999";
+  const std::string live = dir / (".other.partial-" + std::to_string(::getpid()));
+  for (const auto& d : {dead, live}) {
+    fs::create_directories(d);
+    qkv::testing::write_file(d + "/model.safetensors", "half");
+  }
+  ASSERT_EQ(
+      qkv::testing::run_qkv("export " + (dir / "model.pt") + " --out " + (dir / "st")).exit_code,
+      0);
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(live + "/model.safetensors"));
+  EXPECT_TRUE(qkv::is_safetensors_export(dir / "st"));
 }
 
 TEST(VersionFlag, NamesQkvLibTorchAndTheBlas) {

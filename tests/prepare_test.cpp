@@ -5,6 +5,7 @@
 
 #include "qkv/data/batch_sampler.h"
 #include "qkv/data/data_preparer.h"
+#include "qkv/data/file_bytes.h"
 #include "qkv/data/parallel_encoder.h"
 #include "qkv/data/sha256.h"
 #include "qkv/tokenizer/char_tokenizer.h"
@@ -55,6 +56,64 @@ TEST(Prepare, CharCorpusSplitsRoundTripsAndIsUpToDateTheSecondTime) {
   // So is a changed tokenizer setting.
   auto other = qkv::testing::tiny_config(dir, {"data.val_fraction=0.3"});
   EXPECT_FALSE(qkv::prepare_data(other).up_to_date);
+}
+
+TEST(Prepare, ACorpusThatChangesWhileItIsReadIsRefusedAndLeftUnprepared) {
+  TempDir dir("prepare_changing");
+  qkv::testing::write_file(dir / "corpus.txt", qkv::testing::sample_corpus(300));
+  auto config = qkv::testing::tiny_config(dir);
+  // Grown, then rewritten at the same size, as the encoder reads it (its first progress report).
+  for (const bool same_size : {false, true}) {
+    bool changed = false;
+    const auto change = [&](int64_t, int64_t) {
+      if (changed) return;
+      changed = true;
+      std::string text = qkv::read_file_bytes(dir / "corpus.txt");
+      if (same_size)
+        text[5] = text[5] == 'x' ? 'y' : 'x';
+      else
+        text += "More lines.\n";
+      qkv::testing::write_file(dir / "corpus.txt", text);
+    };
+    try {
+      qkv::prepare_data(config, change);
+      FAIL() << "no error";
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      EXPECT_NE(
+          what.find("data.files: " + (dir / "corpus.txt") + " changed while it was being prepared"),
+          std::string::npos)
+          << what;
+      EXPECT_NE(what.find(same_size ? "its contents changed" : " bytes, now "), std::string::npos)
+          << what;
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir / "data/meta.json"));
+    EXPECT_FALSE(std::filesystem::exists(dir / "data/train.bin"));
+  }
+  // Left alone, the same corpus prepares.
+  EXPECT_FALSE(qkv::prepare_data(config).up_to_date);
+}
+
+TEST(Prepare, TwoPreparersOfOneDirectoryBothSucceedWithTheSameFiles) {
+  TempDir dir("prepare_race");
+  qkv::testing::write_file(dir / "corpus.txt", qkv::testing::sample_corpus(60000));  // ~2.5 MB
+  const std::string args = "prepare " + std::string(QKV_SOURCE_DIR) +
+                           "/configs/tiny.yaml --set data.files=" + (dir / "corpus.txt");
+  for (int trial = 0; trial < 3; ++trial) {
+    const std::string data = dir / ("data" + std::to_string(trial));
+    const auto both = qkv::testing::run_command(
+        "(" + std::string(QKV_BINARY) + " " + args + " --set data.dir=" + data +
+        " > /dev/null 2>&1; echo \"first $?\") & (" + QKV_BINARY + " " + args +
+        " --set data.dir=" + data + " > /dev/null 2>&1; echo \"second $?\") & wait");
+    EXPECT_NE(both.out.find("first 0"), std::string::npos) << both.out;
+    EXPECT_NE(both.out.find("second 0"), std::string::npos) << both.out;
+    const auto meta = qkv::DatasetMeta::load(data);
+    // ASCII, one token a byte: every byte of the corpus is in the two files.
+    EXPECT_EQ(meta.train_tokens + meta.val_tokens,
+              static_cast<int64_t>(std::filesystem::file_size(dir / "corpus.txt")));
+    EXPECT_NO_THROW(meta.open_checked("train"));
+    EXPECT_NO_THROW(meta.open_checked("val"));
+  }
 }
 
 TEST(Prepare, LargeVocabularyUsesUint32) {

@@ -185,6 +185,9 @@ TEST(Reliability, OutOfRangeValuesAreRefusedNotAltered) {
     EXPECT_ONE_LINE(qkv_cli("generate " + run + " --seed " + seed), 2,
                     "--seed: expected a whole number from 0 to 18446744073709551615, got " + seed);
   EXPECT_ONE_LINE(qkv_cli("report " + run + " --seed -1"), 2, "--seed: expected a whole number");
+  for (const std::string& n : {"0", "9223372036854775808", "99999999999999999999", "1e3", "-5"})
+    EXPECT_ONE_LINE(qkv_cli("generate " + run + " --max-new-tokens " + n), 2,
+                    "--max-new-tokens: expected a whole number from 1 to 1000000000, got " + n);
   for (const std::string& threads : {"-1", "100000"})
     EXPECT_ONE_LINE(qkv_cli("generate " + run + " --threads " + threads), 2,
                     "--threads: Value " + threads + " not in range 0 to 1024");
@@ -214,6 +217,34 @@ TEST(Reliability, ErrorsNameTheFileKeyOrValue) {
   EXPECT_ONE_LINE(qkv_cli("prepare " + tiny_args(dir) + " --set data.files=" +
                           (dir / "latin1.txt") + " --set data.dir=" + (dir / "d2")),
                   1, dir / "latin1.txt" + ": expected UTF-8 text: malformed UTF-8 at byte 3");
+  // One distinct character: nothing to predict (it trained to loss 0.0000 without a word).
+  qkv::testing::write_file(dir / "one_char.txt", std::string(5000, 'a'));
+  EXPECT_ONE_LINE(qkv_cli("prepare " + tiny_args(dir) + " --set data.files=" +
+                          (dir / "one_char.txt") + " --set data.dir=" + (dir / "d3")),
+                  1,
+                  "data.files: " + (dir / "one_char.txt") +
+                      ": a vocabulary of one token; the text needs at least 2 different "
+                      "characters to have anything to predict");
+  // A report of a run with no steps in its metrics (it wrote a report of nothing).
+  fs::create_directories(dir / "no_steps");
+  fs::copy_file(dir / "run/last.pt", dir / "no_steps/last.pt");
+  qkv::testing::write_file(dir / "no_steps/metrics.jsonl", "");
+  EXPECT_ONE_LINE(qkv_cli("report " + (dir / "no_steps")), 1,
+                  "report: " + (dir / "no_steps/metrics.jsonl") +
+                      " holds no training steps: there is nothing to report");
+  EXPECT_FALSE(fs::exists(dir / "no_steps/report.html"));
+  // Library text after a clear message: a zip reader's reason, a filesystem error's layout.
+  qkv::testing::write_file(dir / "cut.pt",
+                           qkv::read_file_bytes(dir / "run/last.pt").substr(0, 900));
+  const auto cut = qkv_cli("generate " + (dir / "cut.pt"));
+  EXPECT_ONE_LINE(cut, 1, (dir / "cut.pt") + ": not a readable checkpoint (truncated or corrupt)");
+  EXPECT_EQ(cut.err.find("PytorchStreamReader"), std::string::npos) << cut.err;
+  qkv::testing::write_file(dir / "a_file", "x");
+  const auto out =
+      qkv_cli("attention " + (dir / "run") + " --text abc --out " + (dir / "a_file/maps"));
+  EXPECT_ONE_LINE(out, 1,
+                  "cannot create directories " + (dir / "a_file/maps") + ": Not a directory");
+  EXPECT_EQ(out.err.find("filesystem error"), std::string::npos) << out.err;
   // A token file whose ids exceed the vocabulary (its meta.json updated to match it).
   const auto meta = qkv::DatasetMeta::load(dir / "data");
   std::string train = qkv::read_file_bytes(meta.train_path());

@@ -89,8 +89,13 @@ int launch_local_job(int nproc, const std::vector<std::string>& worker_argv) {
   const auto chosen = LaunchEnvironment::master_port_from_environment();
   const uint16_t port = chosen ? *chosen : free_local_port();
   spdlog::info("starting {} data-parallel workers (rendezvous at 127.0.0.1:{})", nproc, port);
-  const int status = run_local_workers(worker_argv, nproc, port);
-  if (status != 0) spdlog::error("a worker failed (exit status {}); the job stopped", status);
+  FailedWorker failed;
+  const int status = run_local_workers(worker_argv, nproc, port, &failed);
+  if (status != 0)
+    spdlog::error(
+        "{}; the job stopped, and the checkpoints written before are kept (continue "
+        "with qkv train --resume RUN_DIR)",
+        failed.describe());
   return status;
 }
 
@@ -130,15 +135,15 @@ int run_train(const TrainArgs& args) {
       "done: {} steps in {:.1f} s (median {:.1f} ms/step); best val loss {:.4f} at step {}",
       result.final_step, result.wall_seconds, result.median_step_ms, result.best_val_loss,
       result.best_step);
+  spdlog::info(
+      "time: steps {:.1f} s, evaluation {:.1f} s, checkpoints {:.1f} s, other {:.1f} s",
+      result.step_seconds, result.eval_seconds, result.checkpoint_seconds,
+      result.wall_seconds - result.step_seconds - result.eval_seconds - result.checkpoint_seconds);
   spdlog::info("checkpoints: {}/best.pt (best val loss), {}", result.run_dir,
                result.last_checkpoint);
   return 0;
 }
 
-  spdlog::info(
-      "time: steps {:.1f} s, evaluation {:.1f} s, checkpoints {:.1f} s, other {:.1f} s",
-      result.step_seconds, result.eval_seconds, result.checkpoint_seconds,
-      result.wall_seconds - result.step_seconds - result.eval_seconds - result.checkpoint_seconds);
 Checkpoint load_for_inference(const std::string& path, const RuntimeArgs& runtime,
                               const std::string& weights, bool decoding) {
   const auto format = parse_weight_format(weights);

@@ -11,10 +11,13 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 
 #include "commands.h"
 #include "qkv/config/config.h"
 #include "qkv/data/data_preparer.h"
+#include "qkv/distributed/local_launcher.h"
+#include "qkv/distributed/process_group.h"
 #include "qkv/runtime/invalid_option.h"
 #include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/trainer.h"
@@ -47,6 +50,14 @@ std::string user_message(const std::exception& e) {
   if (dynamic_cast<const qkv::DataFilesNotFound*>(&e))
     return what + " (scripts/get_data.sh fetches the default corpus)";
   if (auto* t = dynamic_cast<const c10::Error*>(&e)) return t->what_without_backtrace();
+  if (auto* f = dynamic_cast<const std::filesystem::filesystem_error*>(&e)) {
+    // "filesystem error: cannot create directories: Not a directory [PATH]" as
+    // "cannot create directories PATH: Not a directory".
+    std::string operation = what.substr(0, what.find(": ", what.find(": ") + 2));
+    const std::string prefix = "filesystem error: ";
+    if (operation.rfind(prefix, 0) == 0) operation = operation.substr(prefix.size());
+    return operation + " " + f->path1().string() + ": " + f->code().message();
+  }
   return what;
 }
 
@@ -61,6 +72,20 @@ const CLI::Validator kSeed(
       return errno == ERANGE ? expected + text : std::string();
     },
     "SEED");
+
+// A count of generated tokens: a whole number from 1 to 10^9. CLI11 clamps numbers past 2^63 - 1
+// to it, which ran until killed, and takes "1e3" for no number.
+constexpr int64_t kMaxNewTokens = 1000000000;
+const CLI::Validator kTokenCount(
+    [](std::string& text) -> std::string {
+      const std::string expected =
+          "expected a whole number from 1 to " + std::to_string(kMaxNewTokens) + ", got ";
+      if (text.empty() || text.size() > 10 || !std::all_of(text.begin(), text.end(), ::isdigit))
+        return expected + text;
+      const long long n = std::stoll(text);
+      return n < 1 || n > kMaxNewTokens ? expected + text : std::string();
+    },
+    "N");
 
 void add_weights_option(CLI::App* cmd, std::string& weights) {
   cmd->add_option("--weights", weights,
@@ -107,6 +132,7 @@ CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
   auto* prompt = cmd->add_option("--prompt", a.prompt, "Text to continue");
   cmd->add_option("--prompt-file", a.prompt_file, "File whose text to continue")->excludes(prompt);
   cmd->add_option("--max-new-tokens", o.max_new_tokens, "Tokens to generate")
+      ->check(kTokenCount)
       ->capture_default_str();
   cmd->add_option("--temperature", o.sampling.temperature, "Softmax temperature; 0 = greedy")
       ->capture_default_str();
@@ -155,6 +181,8 @@ CLI::App* add_bench(CLI::App& app, BenchArgs& a) {
   cmd->add_flag("--json", a.json, "Print one JSON object");
   cmd->add_flag_callback(
       "--no-generation", [&o] { o.generation = false; }, "Skip generation and evaluation");
+  cmd->add_option("--profile", o.profile,
+                  "Write a Chrome trace of 5 more training steps here (a CUDA LibTorch's Kineto)");
   cmd->add_flag("--allreduce", a.allreduce,
                 "Time the data-parallel gradient all-reduce instead (with --nproc N or under a "
                 "launcher)");
@@ -181,8 +209,6 @@ CLI::App* add_attention(CLI::App& app, AttentionArgs& a) {
   return cmd;
 }
 
-  cmd->add_option("--profile", o.profile,
-                  "Write a Chrome trace of 5 more training steps here (a CUDA LibTorch's Kineto)");
 CLI::App* add_embed(CLI::App& app, EmbedArgs& a) {
   auto* cmd = app.add_subcommand(
       "embed", "How one word's embedding changes with its context, layer by layer");
@@ -345,6 +371,10 @@ int main(int argc, char** argv) {
     if (*report_cmd) return run_report(report);
     if (*export_cmd) return run_export(export_args);
   } catch (const std::exception& e) {
+    // Under qkv's own launcher a lost rank is reported once, by the launcher, naming the rank
+    // that left: the others' collective errors (Gloo's text) would say it again, worse.
+    if (dynamic_cast<const qkv::CollectiveFailed*>(&e) && std::getenv("QKV_LOCAL_WORKER"))
+      return qkv::kLostContactExit;
     spdlog::error(first_line(user_message(e)));
     return 1;
   }

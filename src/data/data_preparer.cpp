@@ -1,11 +1,18 @@
 #include "qkv/data/data_preparer.h"
 
+#include <fcntl.h>
 #include <glob.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
+#include <spdlog/spdlog.h>
 
 #include "qkv/data/json_integer.h"
 #include "qkv/data/parallel_encoder.h"
@@ -32,6 +39,48 @@ int64_t split_point(const std::string& path, int64_t size, double val_fraction) 
   char c;
   while (split < size && in.get(c) && (static_cast<unsigned char>(c) & 0xC0) == 0x80) ++split;
   return split;
+}
+
+// Held while this process prepares a data directory (flock on DIR/.prepare.lock, released when
+// the process ends however it ends): two preparers of one directory would share its temporary
+// file names.
+class PrepareLock {
+ public:
+  explicit PrepareLock(const std::string& dir) {
+    const std::string path = dir + "/.prepare.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
+    spdlog::info("waiting for another process preparing {}", dir);
+    while (::flock(fd_, LOCK_EX) != 0)
+      if (errno != EINTR)
+        throw std::runtime_error("cannot lock " + path + ": " + std::strerror(errno));
+  }
+  ~PrepareLock() { ::close(fd_); }
+  PrepareLock(const PrepareLock&) = delete;
+  PrepareLock& operator=(const PrepareLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// The corpus read must be the one hashed before it: a file rewritten, cut, grown or replaced
+// while it was being encoded would pair one file's hash with another's tokens. The token files
+// of such a read are removed, and no meta.json says the directory is prepared.
+void check_sources_unchanged(const json& before, const json& after, const std::string& dir) {
+  for (size_t i = 0; i < before["sources"].size(); ++i) {
+    const auto &b = before["sources"][i], &a = after["sources"][i];
+    if (a == b) continue;
+    for (const char* name : {"train.bin", "val.bin"}) fs::remove(dir + "/" + name);
+    const auto size = [](const json& source) {
+      return std::to_string(source["size"].get<int64_t>());
+    };
+    const std::string what =
+        a["size"] == b["size"] ? "its contents changed" : size(b) + " bytes, now " + size(a);
+    throw std::invalid_argument("data.files: " + b["path"].get<std::string>() +
+                                " changed while it was being prepared (" + what +
+                                "); prepare again once it is complete");
+  }
 }
 
 json fingerprint(const Config& config, const std::vector<std::string>& files) {
@@ -180,6 +229,8 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
 
   PrepareResult result;
   const std::string meta_path = dir + "/meta.json";
+  fs::create_directories(dir);
+  const PrepareLock lock(dir);  // a second preparer waits here, then finds the result up to date
   if (fs::exists(meta_path) && fs::exists(dir + "/train.bin") && fs::exists(dir + "/val.bin")) {
     try {
       std::ifstream in(meta_path);
@@ -192,10 +243,14 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
       // unreadable metadata: prepare again
     }
   }
-  fs::create_directories(dir);
   fs::remove(meta_path);  // a run cut short must not look up to date
 
   auto tokenizer = build_tokenizer(config, files, dir);
+  // One token can only be followed by itself: a model "learns" it to loss 0 and nothing else.
+  if (tokenizer->vocab_size() < 2)
+    throw std::invalid_argument("data.files: " + names +
+                                ": a vocabulary of one token; the text needs at least 2 "
+                                "different characters to have anything to predict");
   const TokenDtype dtype = dtype_for_vocab(tokenizer->vocab_size());
 
   TokenFileWriter train(dir + "/train.bin", dtype), val(dir + "/val.bin", dtype);
@@ -222,6 +277,7 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.bytes_encoded = done;
   const int64_t train_tokens = train.finish(), val_tokens = val.finish();
+  check_sources_unchanged(print, fingerprint(config, files), dir);
   const std::string train_identity = TokenFile(dir + "/train.bin", dtype).identity();
   const std::string val_identity = TokenFile(dir + "/val.bin", dtype).identity();
   save_tokenizer_file(*tokenizer, dir + "/tokenizer.qkv");

@@ -18,13 +18,13 @@ namespace qkv::detail {
 // The first line of a c10d error, without LibTorch's backtrace.
 std::string collective_error_line(const std::exception& e);
 
-// Runs `op` and turns a failure into one DistributedError line naming the collective.
+// Runs `op` and turns a failure into one CollectiveFailed line naming the collective.
 template <class Op>
 auto run_collective(int rank, const char* name, Op&& op) {
   try {
     return op();
   } catch (const std::exception& e) {
-    throw DistributedError("rank " + std::to_string(rank) + ": " + name +
+    throw CollectiveFailed("rank " + std::to_string(rank) + ": " + name +
                            " failed (a rank left the job, or the collective timeout passed): " +
                            collective_error_line(e));
   }

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,13 +33,19 @@ int exit_status(int status) {
 }
 
 [[noreturn]] void exec_worker(const std::vector<std::string>& argv, int rank, int nproc,
-                              uint16_t port) {
+                              uint16_t port, pid_t launcher) {
+  // A launcher killed outright (kill -9) forwards nothing, and its workers would train on,
+  // holding the run directory: the kernel sends them SIGTERM instead, which stops the job after
+  // the same step with a checkpoint, as a user's SIGTERM does.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != launcher) _exit(1);  // it died before the line above took effect
   setenv("RANK", std::to_string(rank).c_str(), 1);
   setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
   setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
   setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
   setenv("MASTER_ADDR", "127.0.0.1", 1);
   setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+  setenv("QKV_LOCAL_WORKER", "1", 1);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -65,7 +72,20 @@ uint16_t free_local_port() {
   return ntohs(addr.sin_port);
 }
 
-int run_local_workers(const std::vector<std::string>& argv, int nproc, uint16_t master_port) {
+std::string FailedWorker::describe() const {
+  const std::string who = "rank " + std::to_string(rank);
+  if (WIFSIGNALED(status))
+    return who + " was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ")";
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kLostContactExit)
+    return who +
+           " lost contact with the other ranks (one stopped answering, or the collective "
+           "timeout runtime.timeout_s passed)";
+  return who + " failed (exit status " + std::to_string(exit_status(status)) + ")";
+}
+
+int run_local_workers(const std::vector<std::string>& argv, int nproc, uint16_t master_port,
+                      FailedWorker* failed) {
   if (nproc < 1 || nproc > kMaxWorkers)
     throw std::invalid_argument("nproc " + std::to_string(nproc) + ": expected 1 to " +
                                 std::to_string(kMaxWorkers));
@@ -77,9 +97,10 @@ int run_local_workers(const std::vector<std::string>& argv, int nproc, uint16_t 
   sigaction(SIGINT, &forward, &old_int);
   sigaction(SIGTERM, &forward, &old_term);
   g_worker_count = 0;
+  const pid_t launcher = getpid();
   for (int rank = 0; rank < nproc; ++rank) {
     const pid_t pid = fork();
-    if (pid == 0) exec_worker(argv, rank, nproc, master_port);
+    if (pid == 0) exec_worker(argv, rank, nproc, master_port, launcher);
     if (pid < 0) {
       forward_signal(SIGTERM);
       break;
@@ -88,6 +109,7 @@ int run_local_workers(const std::vector<std::string>& argv, int nproc, uint16_t 
     g_worker_count = g_worker_count + 1;
   }
   int result = g_worker_count == nproc ? 0 : 1;
+  bool failed_by_losing_contact = false;  // *failed so far only lost contact: a later cause wins
   for (int left = g_worker_count; left > 0;) {
     int status = 0;
     const pid_t pid = waitpid(-1, &status, 0);
@@ -95,10 +117,16 @@ int run_local_workers(const std::vector<std::string>& argv, int nproc, uint16_t 
       if (errno == EINTR) continue;
       break;
     }
+    int rank = -1;
     for (int i = 0; i < g_worker_count; ++i)
-      if (g_workers[i] == pid) g_workers[i] = -1;
+      if (g_workers[i] == pid) g_workers[i] = -1, rank = i;
     --left;
-    if (exit_status(status) != 0 && result == 0) {
+    if (exit_status(status) == 0) continue;
+    const bool lost_contact = WIFEXITED(status) && WEXITSTATUS(status) == kLostContactExit;
+    if (failed && (failed->rank < 0 || (!lost_contact && failed_by_losing_contact)))
+      *failed = {rank, status};
+    if (failed && failed->rank == rank) failed_by_losing_contact = lost_contact;
+    if (result == 0) {
       result = exit_status(status);
       forward_signal(SIGTERM);  // the job cannot go on without it
     }

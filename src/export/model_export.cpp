@@ -2,8 +2,11 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <regex>
 
 #include <spdlog/spdlog.h>
 
@@ -51,6 +54,20 @@ void load_parameter(const SafetensorsFile& file, const std::string& origin, cons
     throw CheckpointError(origin + ": tensor '" + name + "' holds NaN or infinite values");
 }
 
+// The staging directories (".NAME.partial-PID") of exports whose process is gone, killed before
+// its rename: nothing else would ever remove them.
+void remove_dead_writers_staging(const fs::path& parent) {
+  static const std::regex staging(R"(\..+\.partial-(\d{1,9}))");
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    const std::string name = entry.path().filename().string();
+    std::smatch m;
+    if (!entry.is_directory(ec) || !std::regex_match(name, m, staging)) continue;
+    const auto pid = static_cast<pid_t>(std::stol(m[1].str()));
+    if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) fs::remove_all(entry, ec);
+  }
+}
+
 }  // namespace
 
 ExportFormat export_format_from_string(const std::string& name) {
@@ -77,6 +94,7 @@ void detail::write_export_directory(const std::string& out_dir,
   std::error_code ec;
   const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
   fs::create_directories(parent, ec);
+  remove_dead_writers_staging(parent);
   const fs::path staging =
       parent / ("." + out.filename().string() + ".partial-" + std::to_string(::getpid()));
   fs::remove_all(staging, ec);

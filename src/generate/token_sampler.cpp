@@ -54,8 +54,13 @@ torch::Tensor TokenSampler::top_p_filter(const torch::Tensor& logits, double top
 
 TokenId TokenSampler::sample(const torch::Tensor& raw) {
   auto logits = raw.detach().to(torch::kCPU, torch::kFloat32).reshape({-1});
-  if (options_.temperature == 0.0) return static_cast<TokenId>(logits.argmax().item<int64_t>());
-  logits = logits / options_.temperature;
+  const auto greedy = [&] { return static_cast<TokenId>(logits.argmax().item<int64_t>()); };
+  if (options_.temperature == 0.0) return greedy();
+  auto scaled = logits / options_.temperature;
+  // A temperature so low that a finite logit divided by it overflows (1e-40 does) is as cold as
+  // greedy: the most likely token takes all the mass.
+  if ((torch::isinf(scaled) & torch::isfinite(logits)).any().item<bool>()) return greedy();
+  logits = scaled;
   logits = top_k_filter(logits, options_.top_k);
   logits = top_p_filter(logits, options_.top_p);
   auto probs = torch::softmax(logits, -1);

@@ -280,6 +280,9 @@ std::string write_training_report(const std::string& run_dir,
     throw std::invalid_argument("report: " + metrics_path + " not found (is " + run_dir +
                                 " a qkv run directory?)");
   const auto metrics = RunMetrics::load(metrics_path);
+  if (metrics.steps.empty())
+    throw std::invalid_argument("report: " + metrics_path +
+                                " holds no training steps: there is nothing to report");
   auto ckpt = Checkpoint::load(run_dir);  // best.pt, else last.pt
   ckpt.model->to(torch::Device(resolve_device(options.device)));
   ckpt.model->eval();

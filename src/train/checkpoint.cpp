@@ -174,9 +174,10 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
     c.model->load(model_archive);
     c.archive_->try_read("torch_rng", c.state.torch_rng_state);
     c.archive_->try_read("torch_rng_ranks", c.state.rank_rng_states);
-  } catch (const c10::Error& e) {
-    throw CheckpointError(c.path + ": not a readable checkpoint (truncated or corrupt?): " +
-                          e.what_without_backtrace());
+  } catch (const c10::Error&) {
+    // LibTorch's reason ("PytorchStreamReader failed reading zip archive: ...") says the same in
+    // its own words.
+    throw CheckpointError(c.path + ": not a readable checkpoint (truncated or corrupt)");
   } catch (const std::exception& e) {
     throw CheckpointError(c.path +
                           ": not a readable checkpoint (truncated or corrupt?): " + e.what());

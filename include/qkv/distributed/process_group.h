@@ -19,6 +19,12 @@ class DistributedError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A collective that did not complete: another rank left the job, or runtime.timeout_s passed.
+class CollectiveFailed : public DistributedError {
+ public:
+  using DistributedError::DistributedError;
+};
+
 struct ProcessGroupOptions {
   // "gloo", "nccl", or "auto": NCCL for CUDA tensors, Gloo for CPU ones.
   std::string backend = "auto";
