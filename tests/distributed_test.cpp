@@ -272,6 +272,15 @@ class DataParallelCli : public ::testing::Test {
     }
     qkv::testing::write_file(dir_ / "corpus.txt", qkv::testing::sample_corpus(400));
   }
+  // A shell command: `qkv train --nproc 2` on a run that would not end by itself, in the
+  // background ($pid) with its output to `output`, then `then` once its first checkpoint exists.
+  // In braces: the launcher's stderr is what the test reads.
+  std::string once_training(const std::string& output, const std::string& then) const {
+    const auto args = train_args(dir_, "run", 4, 100000) + " --set checkpoint.every=5 --nproc 2";
+    return "{ " + qkv_bin() + " train " + args + " " + output + " & pid=$!; " +
+           "for i in $(seq 600); do [ -e " + (dir_ / "run/last.pt") +
+           " ] && break; sleep 0.1; done; " + then + " }";
+  }
   TempDir dir_{"dp_cli"};
 };
 
@@ -342,12 +351,7 @@ TEST_F(DataParallelCli, AKilledRankEndsTheOtherWithOneLineAndLastCheckpointLoads
 }
 
 TEST_F(DataParallelCli, SigtermToNprocStopsEveryWorkerAfterTheSameStepWithACheckpoint) {
-  const auto args = train_args(dir_, "run", 4, 100000) + " --set checkpoint.every=5 --nproc 2";
-  // In braces: the launcher's stderr is what the test reads.
-  const std::string command = "{ " + qkv_bin() + " train " + args + " > /dev/null & pid=$!; " +
-                              "for i in $(seq 600); do [ -e " + (dir_ / "run/last.pt") +
-                              " ] && break; sleep 0.1; done; kill -TERM $pid; wait $pid; }";
-  const auto o = shell(command);
+  const auto o = shell(once_training("> /dev/null", "kill -TERM $pid; wait $pid;"));
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_NE(o.err.find("rank 0 info stopped at step"), std::string::npos) << o.err;
   const auto ckpt = qkv::Checkpoint::load(dir_ / "run/last.pt");
@@ -357,16 +361,12 @@ TEST_F(DataParallelCli, SigtermToNprocStopsEveryWorkerAfterTheSameStepWithACheck
 }
 
 TEST_F(DataParallelCli, KillingTheLauncherStopsItsWorkersWithACheckpoint) {
-  const auto args = train_args(dir_, "run", 4, 100000) + " --set checkpoint.every=5 --nproc 2";
   // The launcher is killed outright once training has begun; its workers must not train on.
-  const std::string command =
-      "{ " + qkv_bin() + " train " + args + " > /dev/null 2>&1 & pid=$!; " +
-      "for i in $(seq 600); do [ -e " + (dir_ / "run/last.pt") +
-      " ] && break; sleep 0.1; done; workers=$(pgrep -P $pid); kill -9 $pid; " +
-      "for i in $(seq 300); do alive=0; for w in $workers; do kill -0 $w 2> /dev/null && " +
-      "alive=1; done; [ $alive = 0 ] && break; sleep 0.1; done; " +
-      "echo \"workers $(echo $workers | wc -w) alive $alive after $i\" >&2; }";
-  const auto o = shell(command);
+  const auto o = shell(once_training(
+      "> /dev/null 2>&1",
+      "workers=$(pgrep -P $pid); kill -9 $pid; for i in $(seq 300); do alive=0; for w in "
+      "$workers; do kill -0 $w 2> /dev/null && alive=1; done; [ $alive = 0 ] && break; sleep "
+      "0.1; done; echo \"workers $(echo $workers | wc -w) alive $alive after $i\" >&2;"));
   EXPECT_NE(o.err.find("workers 2 alive 0"), std::string::npos) << o.err;
   // They stopped through SIGTERM: a checkpoint of both ranks, and the run directory free again.
   const auto ckpt = qkv::Checkpoint::load(dir_ / "run/last.pt");
@@ -378,15 +378,11 @@ TEST_F(DataParallelCli, KillingTheLauncherStopsItsWorkersWithACheckpoint) {
 }
 
 TEST_F(DataParallelCli, ALostWorkerIsOneLineNamingItsRank) {
-  const auto args = train_args(dir_, "run", 4, 100000) + " --set checkpoint.every=5 --nproc 2";
   // Rank 1 (found by its environment) is killed outright once training has begun.
-  const std::string command =
-      "{ " + qkv_bin() + " train " + args + " > /dev/null & pid=$!; " +
-      "for i in $(seq 600); do [ -e " + (dir_ / "run/last.pt") +
-      " ] && break; sleep 0.1; done; for w in $(pgrep -P $pid); do " +
-      "tr \"\\0\" \"\\n\" < /proc/$w/environ | grep -qx RANK=1 && kill -9 $w; done; " +
-      "wait $pid; }";
-  const auto o = shell(command);
+  const auto o =
+      shell(once_training("> /dev/null",
+                          "for w in $(pgrep -P $pid); do tr \"\\0\" \"\\n\" < /proc/$w/environ | "
+                          "grep -qx RANK=1 && kill -9 $w; done; wait $pid;"));
   EXPECT_NE(o.exit_code, 0);
   const auto problems = o.problems();
   ASSERT_EQ(problems.size(), 1u) << o.err;
