@@ -87,8 +87,8 @@ TEST(Report, TrainingWritesItAtTheEndAndAtCheckpointsWhenAsked) {
 
 TEST(Report, AFailingObserverIsAWarningNotTheEndOfTraining) {
   TempDir dir("report_observer_throws");
-  auto config = qkv::testing::prepared_tiny(
-      dir, {"train.max_steps=20", "eval.every=10", "checkpoint.every=10"});
+  auto config = qkv::testing::prepared_tiny(dir, {"train.max_steps=20", "eval.every=10",
+                                                  "checkpoint.every=10", "checkpoint.report=true"});
   qkv::TrainerOptions options;
   int calls = 0;
   options.after_checkpoint = [&](const qkv::Config&, bool) -> std::string {

@@ -307,8 +307,7 @@ std::string write_training_report(const std::string& run_dir,
 
 std::function<std::string(const Config&, bool)> report_after_checkpoint(
     TrainingReportOptions options) {
-  return [options](const Config& config, bool end_of_run) -> std::string {
-    if (!end_of_run && !config.checkpoint.report) return "";
+  return [options](const Config& config, bool) -> std::string {
     return "report: " + write_training_report(config.train.out_dir, options);
   };
 }

@@ -28,9 +28,9 @@ struct TrainingReportOptions {
 std::string write_training_report(const std::string& run_dir,
                                   const TrainingReportOptions& options = {});
 
-// An observer for TrainerOptions::after_checkpoint that writes the run's report.html at the end
-// of every run, and at each periodic checkpoint when checkpoint.report is true. It returns
-// "report: PATH" for the run's log.
+// An observer for TrainerOptions::after_checkpoint that writes the run's report.html whenever the
+// trainer calls it (at the end of every run, and at each periodic checkpoint when
+// checkpoint.report is true). It returns "report: PATH" for the run's log.
 std::function<std::string(const Config&, bool)> report_after_checkpoint(
     TrainingReportOptions options = {});
 

@@ -72,10 +72,10 @@ struct TrainerOptions {
   // The trainer joins it (runtime.backend, runtime.timeout_s) before reading any data; every rank
   // trains the same model on its share of each batch, and rank 0 alone writes the run directory.
   std::optional<LaunchEnvironment> launch;
-  // Runs on rank 0 after a periodic last.pt is written (end_of_run false) and once when run()
-  // ends, finished or stopped (true). What it returns, if anything, goes to the run's log; a throw
-  // is logged as a warning and never ends training. The command line writes report.html here
-  // (see report_after_checkpoint).
+  // Runs on rank 0 after a periodic last.pt is written when checkpoint.report is true (end_of_run
+  // false) and once when run() ends, finished or stopped (true). What it returns, if anything, goes
+  // to the run's log; a throw is logged as a warning and never ends training. The command line
+  // writes report.html here (see report_after_checkpoint).
   std::function<std::string(const Config& config, bool end_of_run)> after_checkpoint;
 };
 
