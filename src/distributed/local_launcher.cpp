@@ -26,6 +26,11 @@ void forward_signal(int sig) {
     if (g_workers[i] > 0) kill(g_workers[i], sig);
 }
 
+// A worker's status (from waitpid) says it exited because its collective failed.
+bool lost_contact(int status) {
+  return WIFEXITED(status) && WEXITSTATUS(status) == kLostContactExit;
+}
+
 int exit_status(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -77,7 +82,7 @@ std::string FailedWorker::describe() const {
   if (WIFSIGNALED(status))
     return who + " was killed by signal " + std::to_string(WTERMSIG(status)) + " (" +
            strsignal(WTERMSIG(status)) + ")";
-  if (WIFEXITED(status) && WEXITSTATUS(status) == kLostContactExit)
+  if (lost_contact(status))
     return who +
            " lost contact with the other ranks (one stopped answering, or the collective "
            "timeout runtime.timeout_s passed)";
@@ -109,7 +114,6 @@ int run_local_workers(const std::vector<std::string>& argv, int nproc, uint16_t 
     g_worker_count = g_worker_count + 1;
   }
   int result = g_worker_count == nproc ? 0 : 1;
-  bool failed_by_losing_contact = false;  // *failed so far only lost contact: a later cause wins
   for (int left = g_worker_count; left > 0;) {
     int status = 0;
     const pid_t pid = waitpid(-1, &status, 0);
@@ -122,10 +126,9 @@ int run_local_workers(const std::vector<std::string>& argv, int nproc, uint16_t 
       if (g_workers[i] == pid) g_workers[i] = -1, rank = i;
     --left;
     if (exit_status(status) == 0) continue;
-    const bool lost_contact = WIFEXITED(status) && WEXITSTATUS(status) == kLostContactExit;
-    if (failed && (failed->rank < 0 || (!lost_contact && failed_by_losing_contact)))
+    // A worker that only lost contact gives way to one that failed for another reason.
+    if (failed && (failed->rank < 0 || (lost_contact(failed->status) && !lost_contact(status))))
       *failed = {rank, status};
-    if (failed && failed->rank == rank) failed_by_losing_contact = lost_contact;
     if (result == 0) {
       result = exit_status(status);
       forward_signal(SIGTERM);  // the job cannot go on without it
