@@ -67,7 +67,7 @@ if [ -x "$torch2" ] && "$torch2" -c 'import torch; assert hasattr(torch, "compil
 else
   echo "bench: skipped PyTorch 2.x: no $torch2 (scripts/setup_test_python.sh makes it)"
 fi
-echo "bench: skipped nanoGPT: not installed here (its figures are in the README, measured apart)"
+echo "bench: skipped nanoGPT: not installed here (its figures are in docs/gpu.md, measured apart)"
 
 echo "bench: $(lscpu | sed -n 's/^Model name: *//p'), $threads cores; $config, $rounds rounds of $steps steps; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 results="$(mktemp)"

@@ -9,6 +9,7 @@ build_dir="${QKV_BUILD_DIR:-$root/build}"
 
 packages=(
   g++ cmake ninja-build pkg-config git ca-certificates curl
+  ccache                   # compiled objects kept outside the clone: rebuilds compile what changed
   libtorch-dev             # LibTorch 1.13 (CPU)
   libopenblas0-openmp      # fast BLAS (the reference one is ~30x slower) on LibTorch's OpenMP pool
   libopenblas-dev
