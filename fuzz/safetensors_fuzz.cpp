@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "qkv/export/safetensors.h"
+#include "qkv/io/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {

@@ -41,8 +41,7 @@ MultiHeadSelfAttention lecture_attention(bool causal) {
 
 torch::Tensor attention_row(bool causal, const std::vector<std::string>& words, int64_t query) {
   auto attn = lecture_attention(causal);
-  torch::Tensor weights;
-  attn(lecture_embeddings(words), &weights);
+  const auto weights = std::get<1>(attn->forward_with_weights(lecture_embeddings(words)));
   return weights[0][0][query];  // (T)
 }
 
@@ -161,16 +160,14 @@ TEST_P(AttentionReference, OutputAndWeightsMatchFloat64Loops) {
     for (auto& p : attn->parameters()) p.normal_(0, 0.3);  // biases too, so they are checked
   }
   auto x = torch::randn({3, 7, 24});
-  torch::Tensor weights;
-  auto out = attn(x, &weights);
+  auto [out, weights] = attn->forward_with_weights(x);
   auto ref = reference_attention(x, attn, causal);
   EXPECT_LT(max_relative_error(out, ref.out), 1e-5);
   EXPECT_LT(max_relative_error(weights, ref.weights), 1e-5);
 
   // The same module in float64 agrees far more tightly: the float32 gap above is rounding only.
   attn->to(torch::kFloat64);
-  torch::Tensor weights64;
-  auto out64 = attn(x.to(torch::kFloat64), &weights64);
+  auto [out64, weights64] = attn->forward_with_weights(x.to(torch::kFloat64));
   EXPECT_LT(max_relative_error(out64, ref.out), 1e-12);
   EXPECT_LT(max_relative_error(weights64, ref.weights), 1e-12);
 }

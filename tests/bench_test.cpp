@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qkv/bench/training_benchmark.h"
-#include "qkv/data/file_bytes.h"
+#include "qkv/io/file_bytes.h"
 #include "qkv/runtime/cuda_device.h"
 #include "test_support.h"
 

@@ -7,10 +7,12 @@
 
 #include <torch/nn/utils/clip_grad.h>
 
+#include "qkv/kernels/accelerate.h"
 #include "qkv/kernels/adamw_update.h"
 #include "qkv/kernels/causal_attention.h"
 #include "qkv/kernels/cross_entropy.h"
 #include "qkv/kernels/dropout.h"
+#include "qkv/kernels/fused_modules.h"
 #include "qkv/kernels/gelu.h"
 #include "qkv/kernels/kernel_path.h"
 #include "qkv/kernels/layer_norm.h"
@@ -27,6 +29,7 @@ namespace {
 
 using qkv::KernelPath;
 using qkv::MultiHeadSelfAttention;
+using qkv::MultiHeadSelfAttentionImpl;
 using qkv::MultiHeadSelfAttentionOptions;
 
 struct AttentionSize {
@@ -93,24 +96,25 @@ TEST(CausalAttentionKernel, WithADropoutMaskEqualsFloat64) {
   for (const auto& s : kSizes) expect_kernel_matches_f64(s, /*dropout=*/true);
 }
 
-// The module with kernels(kFused) against itself with kernels(kReference): output, the input's
-// gradient and every parameter's gradient, to 1e-5 relative.
+// The engine's module (FusedSelfAttention on kFused) against the reference module it was made
+// from, sharing its parameters: output, the input's gradient and every parameter's gradient, to
+// 1e-5 relative.
 TEST(CausalAttentionKernel, FusedModuleEqualsTheReferenceModule) {
   for (const auto& s : kSizes) {
     torch::manual_seed(7 + s.T);
     MultiHeadSelfAttention attn(MultiHeadSelfAttentionOptions(s.C, s.H));
     attn->train();
+    qkv::FusedSelfAttention fused_attn(*attn, KernelPath::kFused);
     const auto x = torch::randn({s.B, s.T, s.C}, torch::requires_grad());
     const auto dy = torch::randn({s.B, s.T, s.C});
-    auto run = [&](KernelPath path) {
-      attn->options.kernels(path);
+    auto run = [&](MultiHeadSelfAttentionImpl& module) {
       std::vector<torch::Tensor> inputs{x};
       for (auto& p : attn->parameters()) inputs.push_back(p);
-      auto out = torch::autograd::grad({attn->forward(x)}, inputs, {dy});
-      out.push_back(attn->forward(x).detach());
+      auto out = torch::autograd::grad({module.forward(x)}, inputs, {dy});
+      out.push_back(module.forward(x).detach());
       return out;
     };
-    const auto fused = run(KernelPath::kFused), reference = run(KernelPath::kReference);
+    const auto fused = run(*fused_attn), reference = run(*attn);
     ASSERT_EQ(fused.size(), reference.size());
     // 1e-5 of the tensor's largest value, plus 1e-6: the key bias's gradient is zero in exact
     // arithmetic (adding q.b to every score of a row leaves its softmax unchanged), so both paths
@@ -124,23 +128,21 @@ TEST(CausalAttentionKernel, FusedModuleEqualsTheReferenceModule) {
 }
 
 // Where the kernel does not apply the module keeps the reference formula: asking for the
-// attention weights, a non-causal layer, float64 input.
+// attention weights, bf16 autocast, float64 input.
 TEST(CausalAttentionKernel, TheModuleFallsBackWhereTheKernelDoesNotApply) {
   torch::manual_seed(8);
-  MultiHeadSelfAttention attn(MultiHeadSelfAttentionOptions(16, 2).kernels(KernelPath::kFused));
+  MultiHeadSelfAttention reference(MultiHeadSelfAttentionOptions(16, 2));
+  MultiHeadSelfAttention attn(std::shared_ptr<MultiHeadSelfAttentionImpl>(
+      std::make_shared<qkv::FusedSelfAttentionImpl>(*reference, KernelPath::kFused)));
   attn->eval();
   const auto x = torch::randn({2, 6, 16});
-  torch::Tensor weights;
-  const auto with_weights = attn->forward(x, &weights);
+  const auto [with_weights, weights] = attn->forward_with_weights(x);
   ASSERT_TRUE(weights.defined());
   EXPECT_LT(max_relative_error(attn->forward(x), with_weights), 1e-5);
   EXPECT_FALSE(qkv::causal_attention_supports(x.to(torch::kFloat64)));
   {  // bf16 autocast (runtime.dtype: bf16): bf16 projections, so the reference, not an error
     qkv::AutocastScope bf16(true);
-    const auto fused = attn->forward(x);
-    attn->options.kernels(KernelPath::kReference);
-    EXPECT_TRUE(torch::equal(fused, attn->forward(x)));
-    attn->options.kernels(KernelPath::kFused);
+    EXPECT_TRUE(torch::equal(attn->forward(x), reference->forward(x)));
   }
   attn->to(torch::kFloat64);
   EXPECT_EQ(attn->forward(x.to(torch::kFloat64)).scalar_type(), torch::kFloat64);
@@ -150,14 +152,13 @@ TEST(CausalAttentionKernel, TheModuleFallsBackWhereTheKernelDoesNotApply) {
 // reference); in training some weights are, and about 1 - p of them survive.
 TEST(CausalAttentionKernel, DropoutActsOnlyInTraining) {
   torch::manual_seed(9);
-  MultiHeadSelfAttention attn(
-      MultiHeadSelfAttentionOptions(32, 4).dropout(0.5).kernels(KernelPath::kFused));
+  MultiHeadSelfAttention reference(MultiHeadSelfAttentionOptions(32, 4).dropout(0.5));
+  qkv::FusedSelfAttention attn(*reference, KernelPath::kFused);
   const auto x = torch::randn({2, 16, 32});
   attn->eval();
+  reference->eval();
   const auto fused_eval = attn->forward(x);
-  attn->options.kernels(KernelPath::kReference);
-  EXPECT_LT(max_relative_error(fused_eval, attn->forward(x)), 1e-5);
-  attn->options.kernels(KernelPath::kFused);
+  EXPECT_LT(max_relative_error(fused_eval, reference->forward(x)), 1e-5);
   attn->train();
   EXPECT_GT((attn->forward(x) - fused_eval).abs().max().item<double>(), 1e-3);
 }
@@ -408,14 +409,14 @@ TEST(CrossEntropyKernel, LargeLogitsNaNAndRefusals) {
   EXPECT_FALSE(qkv::cross_entropy_supports(torch::zeros({2, 5}), torch::zeros({2}, torch::kInt)));
 }
 
-// The model's loss takes the kernel on the fused path: same value and gradients as the
+// The engine's loss takes the kernel on the fused path: same value and gradients as the
 // reference's, through the model's (B, T, V) logits.
 TEST(CrossEntropyKernel, TheModelsFusedLossEqualsTheReference) {
   torch::manual_seed(32);
   const auto logits = torch::randn({3, 8, 11}, torch::requires_grad());
   const auto targets = torch::randint(0, 11, {3, 8}, torch::kLong);
-  const auto fused = qkv::TransformerLMImpl::loss(logits, targets, KernelPath::kFused);
-  const auto reference = qkv::TransformerLMImpl::loss(logits, targets, KernelPath::kReference);
+  const auto fused = qkv::language_model_loss(logits, targets, KernelPath::kFused);
+  const auto reference = qkv::TransformerLMImpl::loss(logits, targets);
   expect_elementwise_near(fused, reference, "loss");
   expect_elementwise_near(torch::autograd::grad({fused}, {logits})[0],
                           torch::autograd::grad({reference}, {logits})[0], "gradient");
@@ -511,7 +512,7 @@ TEST(DropoutKernel, TheModelsFusedPathDropsInTrainingAndNotInEvaluation) {
   // Same seed, same weights.
   auto fused = qkv::testing::random_model(11, 8, 16, 43, 0.2);
   auto reference = qkv::testing::random_model(11, 8, 16, 43, 0.2);
-  fused->use_kernels(KernelPath::kFused);
+  qkv::accelerate(fused, KernelPath::kFused);
   const auto idx = torch::randint(0, 11, {3, 8}, torch::kLong);
   fused->train();
   EXPECT_FALSE(torch::equal(fused(idx), fused(idx)));
@@ -584,25 +585,26 @@ TEST(LayerNormKernel, RefusesWhatItCannotTake) {
   EXPECT_THROW(qkv::layer_norm(x, torch::ones({8}), {}, 0.0), c10::Error);
 }
 
-// The modules that use these kernels, fused against reference: same output and gradients.
+// The modules that use these kernels, fused against the reference modules they were made from
+// (sharing their parameters): same output and gradients.
 TEST(LayerNormKernel, FusedModulesEqualTheReferenceModules) {
   torch::manual_seed(23);
   qkv::LayerNorm norm(24);
   qkv::FeedForward mlp(24, 72);
+  qkv::FusedLayerNorm fused_norm(*norm);
+  qkv::FusedFeedForward fused_mlp(*mlp);
   const auto x = torch::randn({3, 11, 24}, torch::requires_grad());
   const auto dy = torch::randn({3, 11, 24});
-  auto run = [&](KernelPath path) {
-    norm->kernels = path;
-    mlp->kernels = path;
+  auto run = [&](qkv::LayerNormImpl& n, qkv::FeedForwardImpl& m) {
     std::vector<torch::Tensor> inputs{x};
     for (auto& p : norm->parameters()) inputs.push_back(p);
     for (auto& p : mlp->parameters()) inputs.push_back(p);
-    const auto y = mlp->forward(norm->forward(x));
+    const auto y = m.forward(n.forward(x));
     auto out = torch::autograd::grad({y}, inputs, {dy});
     out.push_back(y.detach());
     return out;
   };
-  const auto fused = run(KernelPath::kFused), reference = run(KernelPath::kReference);
+  const auto fused = run(*fused_norm, *fused_mlp), reference = run(*norm, *mlp);
   ASSERT_EQ(fused.size(), reference.size());
   for (size_t i = 0; i < fused.size(); ++i)
     EXPECT_LT(max_relative_error(fused[i], reference[i]), 1e-5) << "tensor " << i;

@@ -40,10 +40,8 @@ TEST(Cuda, LogitsEqualTheCpusInFp32) {
   const auto on_cuda = cuda_model(idx.to(kCuda)).cpu();
   EXPECT_LT((on_cpu - on_cuda).abs().max().item<double>(), 1e-4);
   // The inspection path (explicit attention, weights returned) agrees too.
-  qkv::ForwardCapture cpu_capture, cuda_capture;
-  cpu_capture.attention = cuda_capture.attention = true;
-  cpu_model(idx, &cpu_capture);
-  cuda_model(idx.to(kCuda), &cuda_capture);
+  const auto cpu_capture = cpu_model->inspect(idx);
+  const auto cuda_capture = cuda_model->inspect(idx.to(kCuda));
   for (size_t l = 0; l < cpu_capture.attention_weights.size(); ++l)
     EXPECT_LT((cpu_capture.attention_weights[l] - cuda_capture.attention_weights[l].cpu())
                   .abs()

@@ -13,10 +13,10 @@
 #include <thread>
 
 #include "qkv/data/batch_sampler.h"
-#include "qkv/data/file_bytes.h"
 #include "qkv/distributed/gradient_reducer.h"
 #include "qkv/distributed/local_launcher.h"
 #include "qkv/distributed/process_group.h"
+#include "qkv/io/file_bytes.h"
 #include "qkv/report/run_metrics.h"
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/optimizer_setup.h"

@@ -10,13 +10,14 @@
 #include <torch/version.h>
 #include <nlohmann/json.hpp>
 
-#include "qkv/data/file_bytes.h"
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/export/model_export.h"
-#include "qkv/export/safetensors.h"
+#include "qkv/io/file_bytes.h"
+#include "qkv/io/safetensors.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
 #include "qkv/train/checkpoint.h"
+#include "qkv/train/safetensors_checkpoint.h"
 #include "test_support.h"
 
 namespace {

@@ -8,6 +8,7 @@
 
 #include "qkv/model/multi_head_self_attention.h"
 #include "qkv/model/transformer_lm.h"
+#include "qkv/runtime/torch_compat.h"
 #include "qkv/train/adamw_step.h"
 #include "qkv/train/optimizer_setup.h"
 #include "test_support.h"
@@ -18,7 +19,7 @@ using qkv::MultiHeadSelfAttention;
 using qkv::MultiHeadSelfAttentionOptions;
 
 #define SKIP_WITHOUT_SDPA()                                    \
-  if (!qkv::MultiHeadSelfAttentionImpl::sdpa_available())      \
+  if (!qkv::sdpa_available())                                  \
   GTEST_SKIP() << "LibTorch " TORCH_VERSION                    \
                   " has no scaled_dot_product_attention with " \
                   "a scale (2.1+): the explicit path is the only one"
@@ -30,8 +31,7 @@ using qkv::MultiHeadSelfAttentionOptions;
 
 // The explicit path runs when the attention weights are asked for; the fused one otherwise.
 void expect_paths_agree(MultiHeadSelfAttention& attn, const torch::Tensor& x) {
-  torch::Tensor weights;
-  const auto explicit_y = attn->forward(x, &weights);
+  const auto [explicit_y, weights] = attn->forward_with_weights(x);
   const auto fused_y = attn->forward(x);
   ASSERT_TRUE(weights.defined());
   EXPECT_TRUE(torch::allclose(fused_y, explicit_y, 1e-5, 1e-6))
@@ -59,19 +59,18 @@ TEST(FusedAttention, EqualsTheExplicitFormulaWithACache) {
   const auto x = torch::randn({2, 12, 32});
   // Prefill 5 positions, then 4 at once (the offset mask), then 1 (no mask), both paths.
   qkv::KVCache fused_cache(16), explicit_cache(16);
-  torch::Tensor w;
   for (auto [from, to] : {std::pair<int64_t, int64_t>{0, 5}, {5, 9}, {9, 10}}) {
     const auto part = x.slice(1, from, to);
-    const auto fused_y = attn->forward(part, nullptr, &fused_cache);
-    const auto explicit_y = attn->forward(part, &w, &explicit_cache);
+    const auto fused_y = attn->forward(part, &fused_cache);
+    const auto explicit_y = std::get<0>(attn->forward_with_weights(part, &explicit_cache));
     EXPECT_TRUE(torch::allclose(fused_y, explicit_y, 1e-5, 1e-6)) << from << ".." << to;
   }
   // And the cached result equals the whole sequence at once.
   const auto whole = attn->forward(x.slice(1, 0, 10));
   qkv::KVCache cache(16);
-  attn->forward(x.slice(1, 0, 9), nullptr, &cache);
-  EXPECT_TRUE(torch::allclose(attn->forward(x.slice(1, 9, 10), nullptr, &cache),
-                              whole.slice(1, 9, 10), 1e-5, 1e-6));
+  attn->forward(x.slice(1, 0, 9), &cache);
+  EXPECT_TRUE(
+      torch::allclose(attn->forward(x.slice(1, 9, 10), &cache), whole.slice(1, 9, 10), 1e-5, 1e-6));
 }
 
 TEST(FusedAttention, GradientsEqualTheExplicitFormulas) {
@@ -83,8 +82,8 @@ TEST(FusedAttention, GradientsEqualTheExplicitFormulas) {
   auto grads = [&](bool explicit_path) {
     attn->zero_grad();
     x.mutable_grad() = torch::Tensor();
-    torch::Tensor w;
-    (attn->forward(x, explicit_path ? &w : nullptr).pow(2).sum()).backward();
+    const auto y = explicit_path ? std::get<0>(attn->forward_with_weights(x)) : attn->forward(x);
+    (y.pow(2).sum()).backward();
     std::vector<torch::Tensor> g{x.grad().clone()};
     for (auto& p : attn->parameters()) g.push_back(p.grad().clone());
     return g;

@@ -11,10 +11,10 @@
 #include <torch/cuda.h>
 
 #include "qkv/data/batch_sampler.h"
-#include "qkv/data/file_bytes.h"
 #include "qkv/data/token_file.h"
 #include "qkv/generate/decode_step.h"
 #include "qkv/generate/incremental_decoder.h"
+#include "qkv/io/file_bytes.h"
 #include "qkv/runtime/captured_graph.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/train/checkpoint_writer.h"
@@ -43,12 +43,12 @@ void expect_decode_step_matches_forward(qkv::TransformerLM model, int64_t B, int
   torch::manual_seed(5);
   const auto start = torch::randint(0, V, {B, prompt}, torch::kLong).to(device);
   std::vector<qkv::KVCache> reference_caches, step_caches;
-  auto reference = model->forward(start, nullptr, &reference_caches).select(1, -1);
-  model->forward(start, nullptr, &step_caches);
+  auto reference = model->forward(start, &reference_caches).select(1, -1);
+  model->forward(start, &step_caches);
   qkv::DecodeStep step(model, step_caches);
   auto next = reference.argmax(-1, true);  // (B, 1)
   for (int64_t pos = prompt; pos < L; ++pos) {
-    reference = model->forward(next, nullptr, &reference_caches).select(1, -1);  // (B, V)
+    reference = model->forward(next, &reference_caches).select(1, -1);  // (B, V)
     const auto stepped = step.run(next);
     ASSERT_LT(max_difference(stepped, reference), tolerance) << "position " << pos;
     EXPECT_EQ(step_caches[0].length(), pos + 1);
@@ -79,11 +79,11 @@ TEST(DecodeStep, ReadsEveryPositionOfAReusedCacheButAttendsToTheWrittenOnes) {
   auto model = qkv::testing::random_model(20, 16, 32, 8);
   std::vector<qkv::KVCache> reused, fresh;
   auto long_prompt = torch::randint(0, 20, {1, 15}, torch::kLong);
-  model->forward(long_prompt, nullptr, &reused);
+  model->forward(long_prompt, &reused);
   for (auto& cache : reused) cache.reset();
   const auto prompt = torch::randint(0, 20, {1, 3}, torch::kLong);
-  model->forward(prompt, nullptr, &reused);
-  model->forward(prompt, nullptr, &fresh);
+  model->forward(prompt, &reused);
+  model->forward(prompt, &fresh);
   qkv::DecodeStep on_reused(model, reused), on_fresh(model, fresh);
   const auto token = torch::full({1, 1}, 7, torch::kLong);
   EXPECT_LT(max_difference(on_reused.run(token), on_fresh.run(token)), 1e-6);

@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "qkv/data/file_bytes.h"
 #include "qkv/inspect/attention_probe.h"
 #include "qkv/inspect/contextual_embeddings.h"
+#include "qkv/io/file_bytes.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
 #include "qkv/train/checkpoint.h"
@@ -210,10 +210,8 @@ TEST(ContextualEmbeddings, SameTokenIsIdenticalStaticallyAndDiffersAfterAttentio
   auto level = [&](const std::string& text, bool update) {
     auto ids = tokenizer.encode(text);
     auto idx = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
-    qkv::ForwardCapture capture;
-    capture.hidden = true;
     torch::NoGradGuard no_grad;
-    model->forward(idx, &capture);
+    const auto capture = model->inspect(idx);
     auto h = capture.hidden_states[0][0][9].to(torch::kFloat64);
     return update ? h - capture.input_embeddings[0][9].to(torch::kFloat64) : h;
   };

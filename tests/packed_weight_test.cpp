@@ -6,8 +6,9 @@
 #include <algorithm>
 
 #include "qkv/generate/incremental_decoder.h"
+#include "qkv/kernels/packed_linear.h"
+#include "qkv/kernels/packed_weight.h"
 #include "qkv/model/linear.h"
-#include "qkv/model/packed_weight.h"
 #include "test_support.h"
 
 namespace {
@@ -95,7 +96,7 @@ TEST(PackedWeight, AZeroRowGivesTheBiasAndBadInputIsRefused) {
   }
 }
 
-TEST(Linear, HasTorchLinearsNamesAndUsesThePackedCopyOnlyForInference) {
+TEST(Linear, HasTorchLinearsNamesAndThePackedLayerServesOnlyInference) {
   torch::manual_seed(6);
   qkv::Linear linear(24, 10);
   auto params = linear->named_parameters();
@@ -104,21 +105,20 @@ TEST(Linear, HasTorchLinearsNamesAndUsesThePackedCopyOnlyForInference) {
   EXPECT_FALSE(qkv::Linear(24, 10, false)->named_parameters().contains("bias"));
   auto x = torch::randn({2, 24});
   const auto exact = torch::linear(x, linear->weight, linear->bias);
-  linear->pack_weight(WeightFormat::kInt8);
+  qkv::PackedLinear packed(*linear, WeightFormat::kInt8);
+  EXPECT_EQ(packed->named_parameters().keys(), params.keys());
   PackedWeight same(linear->weight, WeightFormat::kInt8);
   {
     torch::NoGradGuard no_grad;
-    EXPECT_LT(max_rel_diff(linear(x), reference_linear(x, same, linear->bias)), 1e-5);
-    EXPECT_FALSE(torch::equal(linear(x), exact));  // the int8 copy was used
+    EXPECT_LT(max_rel_diff(packed(x), reference_linear(x, same, linear->bias)), 1e-5);
+    EXPECT_FALSE(torch::equal(packed(x), exact));  // the int8 copy was used
+    EXPECT_TRUE(torch::equal(linear(x), exact));   // the reference layer is as it was
   }
-  // With gradients on (training), the float32 weight and its gradient as always.
-  auto y = linear(x);
+  // With gradients on (training), the float32 weight, shared with the reference layer.
+  auto y = packed(x);
   EXPECT_TRUE(torch::equal(y, exact));
   y.sum().backward();
   EXPECT_TRUE(linear->weight.grad().defined());
-  linear->pack_weight(WeightFormat::kFloat32);
-  torch::NoGradGuard no_grad;
-  EXPECT_TRUE(torch::equal(linear(x), exact));
 }
 
 TEST(PackedWeight, ModelDecodesWithTheCacheAsItRecomputesAndLeavesItsWeightsAlone) {
@@ -131,7 +131,7 @@ TEST(PackedWeight, ModelDecodesWithTheCacheAsItRecomputesAndLeavesItsWeightsAlon
   const auto fp32 = model(ids)[0][-1];
   // 2 blocks of W^Q, W^K, W^V, W^O (64 x 64) and the feed-forward (64 x 256 twice) in int8, and
   // a float32 scale per output row.
-  const int64_t bytes = model->pack_weights(WeightFormat::kInt8);
+  const int64_t bytes = qkv::pack_for_inference(model, WeightFormat::kInt8);
   EXPECT_EQ(bytes, 2 * (4 * 64 * 64 + 2 * 64 * 256 + (4 * 64 + 256 + 64) * 4));
   // The cached decoder runs the kernel (one row); recomputation the widened BLAS product.
   qkv::IncrementalDecoder cached(model, true, 0.5), recomputed(model, false, 0.5);
@@ -146,7 +146,7 @@ TEST(PackedWeight, ModelDecodesWithTheCacheAsItRecomputesAndLeavesItsWeightsAlon
   EXPECT_LT(max_rel_diff(int8, fp32), 0.05);  // close, not equal: int8 rounding
   auto after = model->parameters();
   for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i]));
-  model->pack_weights(WeightFormat::kFloat32);
+  qkv::pack_for_inference(model, WeightFormat::kFloat32);
   EXPECT_TRUE(torch::equal(model(ids)[0][-1], fp32));
 }
 

@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <cstring>
 
-#include "qkv/data/file_bytes.h"
 #include "qkv/inspect/attention_map.h"
 #include "qkv/inspect/attention_table.h"
 #include "qkv/inspect/token_label.h"
+#include "qkv/io/file_bytes.h"
 #include "qkv/plot/attention_heatmap.h"
 #include "qkv/plot/line_chart.h"
 #include "qkv/report/base64.h"

@@ -5,9 +5,9 @@
 
 #include "qkv/data/batch_sampler.h"
 #include "qkv/data/data_preparer.h"
-#include "qkv/data/file_bytes.h"
 #include "qkv/data/parallel_encoder.h"
-#include "qkv/data/sha256.h"
+#include "qkv/io/file_bytes.h"
+#include "qkv/io/sha256.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
 #include "test_support.h"

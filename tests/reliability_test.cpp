@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "qkv/data/data_preparer.h"
-#include "qkv/data/file_bytes.h"
+#include "qkv/io/file_bytes.h"
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/optimizer_setup.h"
 #include "qkv/train/trainer.h"

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <regex>
 
-#include "qkv/data/file_bytes.h"
+#include "qkv/io/file_bytes.h"
 #include "qkv/report/run_metrics.h"
 #include "qkv/report/training_report.h"
 #include "qkv/train/trainer.h"

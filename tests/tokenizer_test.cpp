@@ -3,7 +3,7 @@
 
 #include <random>
 
-#include "qkv/data/sha256.h"
+#include "qkv/io/sha256.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
 #include "test_support.h"

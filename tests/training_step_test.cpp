@@ -2,7 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <typeinfo>
 
+#include "qkv/bench/forward_stages.h"
+#include "qkv/kernels/accelerate.h"
+#include "qkv/kernels/fused_modules.h"
 #include "qkv/model/kv_cache.h"
 #include "qkv/train/optimizer_setup.h"
 #include "qkv/train/training_step.h"
@@ -81,21 +85,29 @@ TEST(TrainingStep, EqualsTheTextbookStepWithAndWithoutClipping) {
   EXPECT_GT(max_param_difference(m0, m1), 1e-5);
 }
 
-// runtime.kernels picks the attention path of the model the step trains; both paths compute the
-// same step.
-TEST(TrainingStep, RuntimeKernelsSelectsThePathAndBothTrainAlike) {
+// accelerate() installs the modules of a kernel path; TrainingStep trains the model as given
+// (it changes no module); both paths compute the same step.
+TEST(TrainingStep, BothKernelPathsTrainAlikeAndTheStepLeavesTheModulesAlone) {
   auto fused_config = step_config({"runtime.kernels=fused"});
   auto reference_config = step_config({"runtime.kernels=reference"});
   auto fused = fresh_model(fused_config), reference = fresh_model(reference_config);
+  auto kind_of = [](qkv::TransformerLM& m) -> const std::type_info& {
+    return typeid(*m->blocks->ptr<qkv::TransformerBlockImpl>(0)->ln1);
+  };
+  auto untouched = fresh_model(fused_config);
+  auto untouched_optimizer = qkv::make_adamw(untouched, fused_config.optim);
+  qkv::TrainingStep(untouched, *untouched_optimizer, fused_config);
+  EXPECT_EQ(kind_of(untouched), typeid(qkv::LayerNormImpl));
+  qkv::accelerate(fused, qkv::KernelPath::kFused);
+  qkv::accelerate(reference, qkv::KernelPath::kReference);
+  EXPECT_EQ(kind_of(fused), typeid(qkv::FusedLayerNormImpl));
+  EXPECT_EQ(kind_of(reference), typeid(qkv::LayerNormImpl));
+  // Same parameters under the same names as a model never accelerated.
+  EXPECT_EQ(fused->named_parameters().keys(), untouched->named_parameters().keys());
   auto fused_optimizer = qkv::make_adamw(fused, fused_config.optim);
   auto reference_optimizer = qkv::make_adamw(reference, reference_config.optim);
   qkv::TrainingStep fused_step(fused, *fused_optimizer, fused_config);
   qkv::TrainingStep reference_step(reference, *reference_optimizer, reference_config);
-  auto path_of = [](qkv::TransformerLM& m) {
-    return m->blocks->ptr<qkv::TransformerBlockImpl>(0)->attn->options.kernels();
-  };
-  EXPECT_EQ(path_of(fused), qkv::KernelPath::kFused);
-  EXPECT_EQ(path_of(reference), qkv::KernelPath::kReference);
   for (uint64_t s = 0; s < 3; ++s) {
     const auto batch = random_batch(fused_config, 4, 200 + s);
     const auto a = fused_step.run([&] { return batch; }, 1e-2);
@@ -157,9 +169,10 @@ TEST(TrainingStep, ReportsEveryStageInOrder) {
   auto model = fresh_model(c);
   auto optimizer = qkv::make_adamw(model, c.optim);
   std::vector<StepStage> seen;
+  const auto hook = std::make_shared<qkv::StageHook>([&](StepStage s) { seen.push_back(s); });
+  qkv::mark_forward_stages(model, hook);
   const auto batch = random_batch(c, 2, 3);
-  qkv::TrainingStep(model, *optimizer, c)
-      .run([&] { return batch; }, 1e-3, [&](StepStage s) { seen.push_back(s); });
+  qkv::TrainingStep(model, *optimizer, c).run([&] { return batch; }, 1e-3, *hook);
   std::vector<StepStage> micro = {StepStage::kEmbedding,   StepStage::kAttention,
                                   StepStage::kFeedForward, StepStage::kAttention,
                                   StepStage::kFeedForward, StepStage::kHead,
@@ -171,18 +184,18 @@ TEST(TrainingStep, ReportsEveryStageInOrder) {
   EXPECT_EQ(seen, expected);
 }
 
-TEST(TransformerLM, TheStagedForwardGivesExactlyTheSameLogits) {
+TEST(TransformerLM, MarkedStagesGiveExactlyTheSameLogitsAndParameters) {
   auto model = qkv::testing::random_model(13, 16, 32, 11);
   torch::manual_seed(4);
   auto idx = torch::randint(0, 13, {3, 16}, torch::kLong);
   torch::NoGradGuard no_grad;
   const auto plain = model(idx);
-  qkv::ForwardCapture capture;
+  const auto names = model->named_parameters().keys();
   int stages = 0;
-  capture.on_stage = [&](StepStage) { ++stages; };
-  const auto staged = model->forward(idx, &capture);
-  EXPECT_TRUE(torch::equal(plain, staged));
-  EXPECT_EQ(stages, 1 + 2 * 2 + 1);  // embedding, 2 x (attention, feed-forward), head
+  qkv::mark_forward_stages(model, std::make_shared<qkv::StageHook>([&](StepStage) { ++stages; }));
+  EXPECT_TRUE(torch::equal(plain, model(idx)));
+  EXPECT_EQ(stages, 1 + 2 * 2);  // embedding, 2 x (attention, feed-forward)
+  EXPECT_EQ(model->named_parameters().keys(), names);
 }
 
 TEST(KVCache, AppendWritesInPlaceAndReturnsEveryCachedPosition) {

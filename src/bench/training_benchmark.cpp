@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <chrono>
 
+#include "qkv/bench/forward_stages.h"
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/generate/decode_step.h"
 #include "qkv/generate/incremental_decoder.h"
+#include "qkv/kernels/accelerate.h"
 #include "qkv/model/transformer_lm.h"
 #include "qkv/runtime/cuda_device.h"
 #include "qkv/runtime/invalid_option.h"
@@ -90,7 +92,7 @@ double batched_generation_tokens_per_s(TransformerLM& model, int64_t batch) {
     for (auto& cache : caches) cache.reset();
     auto first =
         torch::zeros({batch, 1}, torch::TensorOptions().dtype(torch::kLong).device(device));
-    auto next = model->forward(first, nullptr, &caches).select(1, -1).argmax(-1, true);  // (B, 1)
+    auto next = model->forward(first, &caches).select(1, -1).argmax(-1, true);  // (B, 1)
     if (!step) step = std::make_unique<DecodeStep>(model, caches);
     for (int64_t i = 1; i < steps; ++i) next = step->run(next).argmax(-1, true);
     return next;
@@ -130,6 +132,9 @@ void time_training_steps(const Config& config, const ModelConfig& mc, const torc
   model->to(device);
   model->train();
   for (auto& p : model->parameters()) r.parameters += p.numel();
+  accelerate(model, kernel_path_from_string(config.runtime.kernels, config.model.dropout > 0));
+  const auto forward_hook = std::make_shared<StageHook>();  // set for the steps timed by stage
+  mark_forward_stages(model, forward_hook);
   auto optimizer = make_adamw(model, config.optim);
   TrainingStep training_step(model, *optimizer, config);
   const LrSchedule schedule{config.optim.lr, config.optim.min_lr, config.optim.warmup_steps,
@@ -150,7 +155,9 @@ void time_training_steps(const Config& config, const ModelConfig& mc, const torc
     StepBreakdown s;
     watch.restart();
     const StageHook hook = [&](StepStage stage) { share_of(s, stage) += watch.lap_ms(); };
-    training_step.run(random_batch, schedule.at(step), staged ? hook : StageHook());
+    *forward_hook = staged ? hook : StageHook();
+    training_step.run(random_batch, schedule.at(step), *forward_hook);
+    *forward_hook = StageHook();
     const double ms = watch.lap_ms();
     return std::make_pair(s, staged ? s.embedding + s.attention + s.feed_forward + s.head_and_loss +
                                           s.backward + s.optimizer + ms

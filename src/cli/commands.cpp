@@ -14,12 +14,13 @@
 
 #include "qkv/config/config.h"
 #include "qkv/data/data_preparer.h"
-#include "qkv/data/file_bytes.h"
 #include "qkv/distributed/launch_environment.h"
 #include "qkv/distributed/local_launcher.h"
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/export/model_export.h"
 #include "qkv/generate/text_generator.h"
+#include "qkv/io/file_bytes.h"
+#include "qkv/kernels/packed_linear.h"
 #include "qkv/report/training_report.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
@@ -161,7 +162,7 @@ Checkpoint load_for_inference(const std::string& path, const RuntimeArgs& runtim
   spdlog::info("loaded {} (step {}, {} tokenizer, vocab {})", ckpt.path, ckpt.state.step,
                ckpt.tokenizer->kind(), ckpt.tokenizer->vocab_size());
   if (format != WeightFormat::kFloat32) {
-    const int64_t bytes = ckpt.model->pack_weights(format);
+    const int64_t bytes = pack_for_inference(ckpt.model, format);
     spdlog::info("linear weights in {}: {:.1f} MB", weights, double(bytes) / 1e6);
   }
   return ckpt;

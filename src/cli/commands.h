@@ -6,6 +6,7 @@
 #include "qkv/bench/training_benchmark.h"
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/generate/text_generator.h"
+#include "qkv/kernels/packed_weight.h"
 #include "qkv/report/training_report.h"
 #include "qkv/runtime/runtime_setup.h"
 

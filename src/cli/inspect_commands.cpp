@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "qkv/data/file_bytes.h"
 #include "qkv/inspect/attention_probe.h"
 #include "qkv/inspect/attention_table.h"
 #include "qkv/inspect/contextual_embeddings.h"
 #include "qkv/inspect/token_label.h"
+#include "qkv/io/file_bytes.h"
 #include "qkv/plot/attention_heatmap.h"
 #include "qkv/report/training_report.h"
 #include "qkv/train/checkpoint.h"

@@ -16,8 +16,8 @@
 
 #include "qkv/data/json_integer.h"
 #include "qkv/data/parallel_encoder.h"
-#include "qkv/data/sha256.h"
 #include "qkv/data/text_chunk_reader.h"
+#include "qkv/io/sha256.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
 

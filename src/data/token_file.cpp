@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "qkv/data/sha256.h"
+#include "qkv/io/sha256.h"
 
 namespace qkv {
 

@@ -5,7 +5,7 @@
 
 #include <torch/types.h>
 
-#include "qkv/export/safetensors.h"
+#include "qkv/io/safetensors.h"
 
 namespace qkv {
 

@@ -21,8 +21,8 @@ torch::Tensor IncrementalDecoder::forward(const std::vector<TokenId>& tokens, bo
   auto device = model_->tok_emb->weight.device();
   auto idx = torch::tensor(std::vector<int64_t>(tokens.begin(), tokens.end()), torch::kLong)
                  .unsqueeze(0)
-                 .to(device);                                           // (1, T)
-  auto logits = model_(idx, nullptr, with_cache ? &caches_ : nullptr);  // (1, T, V)
+                 .to(device);                                  // (1, T)
+  auto logits = model_(idx, with_cache ? &caches_ : nullptr);  // (1, T, V)
   return logits[0][-1].to(torch::kCPU, torch::kFloat32);
 }
 

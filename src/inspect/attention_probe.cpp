@@ -16,8 +16,7 @@ std::vector<TokenId> encode_for_inspection(const Tokenizer& tokenizer, const std
   return ids;
 }
 
-ForwardCapture run_for_inspection(TransformerLM& model, const std::vector<TokenId>& ids,
-                                  bool hidden) {
+Inspection run_for_inspection(TransformerLM& model, const std::vector<TokenId>& ids) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();  // no dropout: the weights a user sees are the ones inference uses
@@ -25,17 +24,14 @@ ForwardCapture run_for_inspection(TransformerLM& model, const std::vector<TokenI
   auto idx = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kInt64)
                  .unsqueeze(0)
                  .to(device);  // (1, T)
-  ForwardCapture capture;
-  capture.attention = true;
-  capture.hidden = hidden;
-  model->forward(idx, &capture);
+  auto inspection = model->inspect(idx);
   if (was_training) model->train();
-  return capture;
+  return inspection;
 }
 
 AttentionMap probe_attention(TransformerLM& model, const Tokenizer& tokenizer,
                              const std::vector<TokenId>& ids, const std::string& text) {
-  const auto capture = run_for_inspection(model, ids, /*hidden=*/false);
+  const auto capture = run_for_inspection(model, ids);
   AttentionMap map;
   map.text = text;
   map.ids = ids;

@@ -68,7 +68,7 @@ WordOccurrence locate_word(const Tokenizer& tokenizer, const std::vector<TokenId
 }
 
 // Per layer, the `top_k` keys position `p` attends to most, heads averaged.
-std::vector<std::vector<AttendedToken>> top_attended(const ForwardCapture& capture, int64_t p,
+std::vector<std::vector<AttendedToken>> top_attended(const Inspection& capture, int64_t p,
                                                      const Tokenizer& tokenizer,
                                                      const std::vector<TokenId>& ids, int top_k) {
   std::vector<std::vector<AttendedToken>> per_layer;
@@ -116,7 +116,7 @@ ContextualEmbeddingComparison compare_contextual_embeddings(
     const std::string what = "sentence " + std::to_string(s + 1) + " (" + quoted(text) + ")";
     const auto ids = encode_for_inspection(tokenizer, text, model->config().block_size, what);
     auto occ = locate_word(tokenizer, ids, text, s, word, what);
-    const auto capture = run_for_inspection(model, ids, /*hidden=*/true);
+    const auto capture = run_for_inspection(model, ids);
     const int64_t p = occ.position;
     std::vector<torch::Tensor> levels = {capture.token_embeddings[0][p],
                                          capture.input_embeddings[0][p]};

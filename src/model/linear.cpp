@@ -21,21 +21,10 @@ void LinearImpl::reset() {
     const double bound = 1.0 / std::sqrt(double(in_features));
     torch::nn::init::uniform_(bias, -bound, bound);
   }
-  packed_.reset();
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  if (packed_ && !torch::GradMode::is_enabled() && x.device().is_cpu() &&
-      x.scalar_type() == torch::kFloat32)
-    return packed_->linear(x, bias);
   return torch::linear(x, weight, bias);
-}
-
-void LinearImpl::pack_weight(WeightFormat format) {
-  if (format == WeightFormat::kFloat32)
-    packed_.reset();
-  else
-    packed_ = std::make_shared<const PackedWeight>(weight, format);
 }
 
 }  // namespace qkv

@@ -12,14 +12,16 @@ TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& c) {
   ffn = register_module("ffn", FeedForward(c.d_model, c.ffn_dim(), c.bias, c.dropout));
 }
 
-torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x,
-                                            torch::Tensor* attention_weights, KVCache* cache,
-                                            const StageHook& on_stage) {
-  auto h = x + attn(ln1(x), attention_weights, cache);  // positions exchange information
-  if (on_stage) on_stage(StepStage::kAttention);
-  auto y = h + ffn(ln2(h));  // each position alone
-  if (on_stage) on_stage(StepStage::kFeedForward);
-  return y;
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, KVCache* cache) {
+  auto h = x + attn(ln1(x), cache);  // positions exchange information
+  return h + ffn(ln2(h));            // each position alone
+}
+
+std::tuple<torch::Tensor, torch::Tensor> TransformerBlockImpl::forward_with_weights(
+    const torch::Tensor& x) {
+  auto [a, weights] = attn->forward_with_weights(ln1(x));
+  auto h = x + a;
+  return {h + ffn(ln2(h)), weights};
 }
 
 }  // namespace qkv

@@ -2,9 +2,7 @@
 
 #include <cmath>
 #include <stdexcept>
-
-#include "qkv/kernels/cross_entropy.h"
-#include "qkv/model/dropout.h"
+#include <tuple>
 
 namespace qkv {
 
@@ -16,7 +14,7 @@ TransformerLMImpl::TransformerLMImpl(const ModelConfig& config) : config_(config
     pos_enc = register_module("pos_enc", SinusoidalPositionalEncoding(c.block_size, c.d_model));
   else
     pos_emb = register_module("pos_emb", torch::nn::Embedding(c.block_size, c.d_model));
-  drop = register_module("drop", torch::nn::Dropout(c.dropout));
+  drop = register_module("drop", Dropout(c.dropout));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.n_layer; ++i) blocks->push_back(TransformerBlock(c));
   ln_f = register_module("ln_f", LayerNorm(c.d_model, c.bias));
@@ -47,76 +45,53 @@ void TransformerLMImpl::init_weights() {
   }
 }
 
-torch::Tensor TransformerLMImpl::forward(const torch::Tensor& idx, ForwardCapture* capture,
-                                         std::vector<KVCache>* caches) {
+torch::Tensor TransformerLMImpl::forward(const torch::Tensor& idx, std::vector<KVCache>* caches) {
+  const int64_t past = check_input(idx, caches);
+  auto x = drop(tok_emb(idx) + positions(idx.size(1), past, idx));  // (B, T, C)
+  for (size_t i = 0; i < blocks->size(); ++i)
+    x = blocks[i]->as<TransformerBlockImpl>()->forward(x, caches ? &(*caches)[i] : nullptr);
+  return torch::linear(ln_f(x), lm_head_weight());  // (B, T, vocab)
+}
+
+Inspection TransformerLMImpl::inspect(const torch::Tensor& idx) {
+  check_input(idx, nullptr);
+  Inspection r;
+  r.token_embeddings = tok_emb(idx);                                         // (B, T, C)
+  r.input_embeddings = r.token_embeddings + positions(idx.size(1), 0, idx);  // (B, T, C)
+  auto x = drop(r.input_embeddings);
+  for (auto& block : *blocks) {
+    torch::Tensor weights;
+    std::tie(x, weights) = block->as<TransformerBlockImpl>()->forward_with_weights(x);
+    r.hidden_states.push_back(x);
+    r.attention_weights.push_back(weights);
+  }
+  r.logits = torch::linear(ln_f(x), lm_head_weight());
+  return r;
+}
+
+// The positions' vectors: the sinusoidal table's rows, or the learned embedding's.
+torch::Tensor TransformerLMImpl::positions(int64_t T, int64_t past, const torch::Tensor& idx) {
+  return pos_enc ? pos_enc(T, past) : pos_emb(torch::arange(past, past + T, idx.options()));
+}
+
+// Refuses what the model cannot take; creates the caches when empty. Returns the cached length.
+int64_t TransformerLMImpl::check_input(const torch::Tensor& idx, std::vector<KVCache>* caches) {
   if (idx.dim() != 2)
     throw std::invalid_argument("model input must be (batch, time) token ids, got " +
                                 std::to_string(idx.dim()) + " dimensions");
   if (caches && caches->empty())
     for (int64_t i = 0; i < config_.n_layer; ++i) caches->emplace_back(config_.block_size);
-  const int64_t T = idx.size(1);
   const int64_t past = caches ? (*caches)[0].length() : 0;
-  if (past + T > config_.block_size)
-    throw std::invalid_argument("sequence of " + std::to_string(past + T) +
+  if (past + idx.size(1) > config_.block_size)
+    throw std::invalid_argument("sequence of " + std::to_string(past + idx.size(1)) +
                                 " tokens exceeds the model's context length (block_size " +
                                 std::to_string(config_.block_size) + ")");
-  const bool want_attention = capture && capture->attention;
-  const bool want_hidden = capture && capture->hidden;
-  const StageHook no_hook;
-  const StageHook& on_stage = capture ? capture->on_stage : no_hook;
-
-  auto tok = tok_emb(idx);  // (B, T, C)
-  auto pos =
-      pos_enc ? pos_enc(T, past) : pos_emb(torch::arange(past, past + T, idx.options()));  // (T, C)
-  auto x = tok + pos;  // (B, T, C)
-  if (want_hidden) {
-    capture->token_embeddings = tok;
-    capture->input_embeddings = x;
-  }
-  x = apply_dropout(drop, x, kernels_);
-  if (on_stage) on_stage(StepStage::kEmbedding);
-
-  for (size_t i = 0; i < blocks->size(); ++i) {
-    torch::Tensor weights;
-    x = blocks[i]->as<TransformerBlockImpl>()->forward(x, want_attention ? &weights : nullptr,
-                                                       caches ? &(*caches)[i] : nullptr, on_stage);
-    if (want_attention) capture->attention_weights.push_back(weights);
-    if (want_hidden) capture->hidden_states.push_back(x);
-  }
-
-  auto logits = torch::linear(ln_f(x), lm_head_weight());  // (B, T, vocab)
-  if (on_stage) on_stage(StepStage::kHead);
-  return logits;
+  return past;
 }
 
-torch::Tensor TransformerLMImpl::loss(const torch::Tensor& logits, const torch::Tensor& targets,
-                                      KernelPath kernels) {
-  const auto flat_logits = logits.reshape({-1, logits.size(-1)});  // (B * T, V)
-  const auto flat_targets = targets.reshape({-1});                 // (B * T)
-  if (kernels == KernelPath::kFused && cross_entropy_supports(flat_logits, flat_targets))
-    return qkv::cross_entropy(flat_logits, flat_targets);
-  return torch::cross_entropy_loss(flat_logits, flat_targets);
-}
-
-int64_t TransformerLMImpl::pack_weights(WeightFormat format) {
-  int64_t bytes = 0;
-  for (auto& module : modules(/*include_self=*/false))
-    if (auto* linear = module->as<Linear>()) {
-      linear->pack_weight(format);
-      if (linear->packed()) bytes += linear->packed()->bytes();
-    }
-  return bytes;
-}
-
-void TransformerLMImpl::use_kernels(KernelPath path) {
-  kernels_ = path;
-  for (auto& module : modules(/*include_self=*/false))
-    if (auto* attention = module->as<MultiHeadSelfAttention>())
-      attention->options.kernels(path);
-    else if (auto* norm = module->as<LayerNorm>())
-      norm->kernels = path;
-    else if (auto* mlp = module->as<FeedForward>())
-      mlp->kernels = path;
+torch::Tensor TransformerLMImpl::loss(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}),  // (B * T, V)
+                                   targets.reshape({-1}));                 // (B * T)
 }
 
 torch::Tensor TransformerLMImpl::lm_head_weight() const {

@@ -7,8 +7,8 @@
 #include <stdexcept>
 
 #include "cairo_canvas.h"
-#include "qkv/data/file_bytes.h"
 #include "qkv/inspect/token_label.h"
+#include "qkv/io/file_bytes.h"
 
 namespace qkv {
 

@@ -9,10 +9,10 @@
 #include <utility>
 
 #include "qkv/data/data_preparer.h"
-#include "qkv/data/file_bytes.h"
 #include "qkv/data/token_file.h"
 #include "qkv/generate/text_generator.h"
 #include "qkv/inspect/attention_probe.h"
+#include "qkv/io/file_bytes.h"
 #include "qkv/plot/attention_heatmap.h"
 #include "qkv/plot/line_chart.h"
 #include "qkv/report/base64.h"

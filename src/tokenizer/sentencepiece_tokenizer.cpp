@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "qkv/data/file_bytes.h"
+#include "qkv/io/file_bytes.h"
 #include "qkv/tokenizer/sentencepiece_plugin_api.h"
 
 namespace qkv {

@@ -10,10 +10,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "qkv/data/file_bytes.h"
-#include "qkv/data/sha256.h"
-#include "qkv/export/model_export.h"
+#include "qkv/io/file_bytes.h"
+#include "qkv/io/sha256.h"
 #include "qkv/train/checkpoint_meta.h"
+#include "qkv/train/safetensors_checkpoint.h"
 
 namespace qkv {
 

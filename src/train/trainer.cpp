@@ -17,8 +17,9 @@
 
 #include "qkv/data/batch_sampler.h"
 #include "qkv/data/data_preparer.h"
-#include "qkv/data/file_bytes.h"
 #include "qkv/distributed/process_group.h"
+#include "qkv/io/file_bytes.h"
+#include "qkv/kernels/accelerate.h"
 #include "qkv/runtime/median.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
@@ -200,6 +201,8 @@ struct Trainer::Impl {
   }
 
   void build_optimizer() {
+    // The engine's modules for runtime.kernels, in place of the reference ones (same parameters).
+    accelerate(model, kernel_path_from_string(config.runtime.kernels, config.model.dropout > 0));
     optimizer = make_adamw(model, config.optim);
     training_step = std::make_unique<TrainingStep>(model, *optimizer, config, group);
   }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "qkv/kernels/accelerate.h"
 #include "qkv/runtime/autocast_scope.h"
 #include "qkv/train/adamw_step.h"
 #include "qkv/train/cuda_graph_step.h"
@@ -27,7 +28,6 @@ TrainingStep::TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer,
       device_(model_->lm_head_weight().device()),
       kernels_(kernel_path_from_string(config.runtime.kernels, config.model.dropout > 0)),
       group_(std::move(group)) {
-  model_->use_kernels(kernels_);
   if (group_ && group_->world_size() > 1) {
     GradientReducerOptions options;
     options.bucket_bytes = config.runtime.bucket_mb << 20;
@@ -89,8 +89,6 @@ StepOutcome TrainingStep::run_eager(const std::function<Batch()>& next_batch, do
   set_learning_rate(optimizer_, lr);
   // A captured graph's gradients stay attached between replays: start from none.
   for (auto& p : params_) p.mutable_grad() = torch::Tensor();
-  ForwardCapture capture;
-  capture.on_stage = on_stage;
   StepOutcome out;
   double loss_sum = 0;
   for (int64_t micro = 0; micro < accum_steps_; ++micro) {
@@ -98,8 +96,9 @@ StepOutcome TrainingStep::run_eager(const std::function<Batch()>& next_batch, do
     torch::Tensor loss;
     {
       AutocastScope autocast(bf16_, device_.type());
-      auto logits = model_->forward(batch.x.to(device_), on_stage ? &capture : nullptr);
-      loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), batch.y.to(device_), kernels_);
+      auto logits = model_->forward(batch.x.to(device_));
+      stage_done(StepStage::kHead);
+      loss = language_model_loss(logits.to(torch::kFloat32), batch.y.to(device_), kernels_);
     }
     stage_done(StepStage::kLoss);
     if (reducer_ && micro == accum_steps_ - 1) reducer_->expect_final_backward();
@@ -137,7 +136,7 @@ CudaGraphStep::Outputs TrainingStep::queue_step(const torch::Tensor& x, const to
     {
       AutocastScope autocast(bf16_, device_.type());
       auto logits = model_->forward(x[micro]);
-      loss = TransformerLMImpl::loss(logits.to(torch::kFloat32), y[micro], kernels_);
+      loss = language_model_loss(logits.to(torch::kFloat32), y[micro], kernels_);
     }
     (loss / double(accum_steps_)).backward();
     loss_sum += loss.detach();

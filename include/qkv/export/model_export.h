@@ -40,13 +40,6 @@ ExportResult export_model(const Checkpoint& checkpoint, ExportFormat format,
 // export_model checks it too, this lets a caller fail before loading a large checkpoint.
 void check_export_target(const std::string& out_dir);
 
-// Whether `dir` holds qkv's safetensors export (model.safetensors beside config.yaml).
-bool is_safetensors_export(const std::string& dir);
-
-// An export written with ExportFormat::kSafetensors read back: the model, config, tokenizer and
-// step; no optimizer state. Throws CheckpointError naming the file and what is wrong.
-Checkpoint load_safetensors_export(const std::string& dir);
-
 namespace detail {
 // The files of one export (name -> bytes) written as described for export_model.
 void write_export_directory(const std::string& out_dir,

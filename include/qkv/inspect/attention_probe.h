@@ -9,11 +9,10 @@
 
 namespace qkv {
 
-// One forward pass over `ids` (batch 1) in eval mode, without gradients, capturing every layer's
-// attention weights and, with `hidden`, the embeddings and hidden states. The model's train/eval
-// mode is restored afterwards.
-ForwardCapture run_for_inspection(TransformerLM& model, const std::vector<TokenId>& ids,
-                                  bool hidden);
+// TransformerLM::inspect over `ids` (batch 1) in eval mode, without gradients: every layer's
+// attention weights, the embeddings and hidden states. The model's train/eval mode is restored
+// afterwards.
+Inspection run_for_inspection(TransformerLM& model, const std::vector<TokenId>& ids);
 
 // Every layer's and head's attention weights over `ids`, the encoding of `text` (kept for the
 // record).

@@ -1,19 +1,26 @@
 #pragma once
 
-#include <torch/nn/modules/dropout.h>
-
-#include "qkv/kernels/dropout.h"
-#include "qkv/kernels/kernel_path.h"
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+#include <torch/types.h>
 
 namespace qkv {
 
-// What `module` does to x, drawn by qkv's parallel kernel (kernels/dropout.h) on the fused path
-// where the kernel takes x: the same distribution and scaling, from another generator.
-inline torch::Tensor apply_dropout(torch::nn::Dropout& module, const torch::Tensor& x,
-                                   KernelPath kernels) {
-  if (kernels == KernelPath::kFused && dropout_supports(x))
-    return qkv::dropout(x, module->options.p(), module->is_training());
-  return module(x);
-}
+// Zeroes each element with probability p while training and scales the rest by 1/(1-p), so the
+// expected value is unchanged; the identity in evaluation. torch::nn::Dropout's computation, as a
+// module whose forward the engine can replace (kernels/accelerate.h draws the flags on every
+// thread).
+class DropoutImpl : public torch::nn::Module {
+ public:
+  explicit DropoutImpl(double p = 0.5) : p(p) {}
+  virtual ~DropoutImpl() = default;
+
+  virtual torch::Tensor forward(const torch::Tensor& x) {
+    return torch::dropout(x, p, is_training());
+  }
+
+  double p;
+};
+TORCH_MODULE(Dropout);
 
 }  // namespace qkv

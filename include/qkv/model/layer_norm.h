@@ -4,8 +4,6 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
-#include "qkv/kernels/kernel_path.h"
-
 namespace qkv {
 
 // Normalises each position's features to mean 0, variance 1, then applies a learned gain and
@@ -13,13 +11,13 @@ namespace qkv {
 class LayerNormImpl : public torch::nn::Module {
  public:
   LayerNormImpl(int64_t d_model, bool bias = true, double eps = 1e-5);
+  virtual ~LayerNormImpl() = default;
 
-  torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C)
+  virtual torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C)
 
   torch::Tensor weight;
   torch::Tensor bias;  // undefined when bias is off
   double eps;
-  KernelPath kernels = KernelPath::kReference;  // kFused: qkv/kernels/layer_norm.h on the CPU
 };
 TORCH_MODULE(LayerNorm);
 

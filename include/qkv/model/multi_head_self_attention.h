@@ -1,12 +1,13 @@
 #pragma once
 
+#include <tuple>
+
 #include <torch/arg.h>
 #include <torch/nn/module.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
-#include "qkv/kernels/kernel_path.h"
+#include "qkv/model/dropout.h"
 #include "qkv/model/kv_cache.h"
 #include "qkv/model/linear.h"
 
@@ -24,10 +25,6 @@ struct MultiHeadSelfAttentionOptions {
   // Divide scores by sqrt(d_k) so their variance does not grow with d_k; the lecture's example
   // leaves it out to keep the numbers hand-checkable.
   TORCH_ARG(bool, scale_scores) = true;
-  // kFused: a causal forward over a whole float32 CPU sequence (training, evaluation) runs
-  // qkv's own attention-core kernel (qkv/kernels/causal_attention.h); asking for the weights, a
-  // cache, CUDA or another dtype keeps the reference formula below.
-  TORCH_ARG(KernelPath, kernels) = KernelPath::kReference;
 };
 
 // softmax(Q K^T / sqrt(d_k)) V, with Q = x W^Q, K = x W^K, V = x W^V per head, the heads
@@ -35,26 +32,30 @@ struct MultiHeadSelfAttentionOptions {
 class MultiHeadSelfAttentionImpl : public torch::nn::Module {
  public:
   explicit MultiHeadSelfAttentionImpl(const MultiHeadSelfAttentionOptions& options);
+  virtual ~MultiHeadSelfAttentionImpl() = default;
 
-  // x: (B, T, C) -> (B, T, C). If `weights` is given it receives the attention weights
-  // (B, H, T, T_past + T) before dropout, through the explicit path below; otherwise, on
-  // LibTorch 2.1+, the same formula runs as one fused scaled_dot_product_attention call. With
-  // `cache`, x holds only the new positions.
-  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* weights = nullptr,
-                        KVCache* cache = nullptr);
+  // x: (B, T, C) -> (B, T, C). With `cache`, x holds only the new positions and attends to the
+  // cached ones too. Where LibTorch has it (2.1+), the attention core is one fused
+  // scaled_dot_product_attention call, as nanoGPT's `flash`; otherwise the formula below.
+  virtual torch::Tensor forward(const torch::Tensor& x, KVCache* cache = nullptr);
 
-  // Whether this LibTorch has the fused attention call (2.1 and later).
-  static bool sdpa_available();
+  // The same output and the attention weights (B, H, T, past + T) before dropout, always by
+  // the explicit formula: what inspection reads.
+  std::tuple<torch::Tensor, torch::Tensor> forward_with_weights(const torch::Tensor& x,
+                                                                KVCache* cache = nullptr);
 
   MultiHeadSelfAttentionOptions options;
   Linear w_q{nullptr}, w_k{nullptr}, w_v{nullptr}, w_o{nullptr};
-  torch::nn::Dropout attn_dropout{nullptr}, resid_dropout{nullptr};
+  Dropout attn_dropout{nullptr}, resid_dropout{nullptr};
 
- private:
-  torch::Tensor fused_cpu_attention(const torch::Tensor& x, double scale);  // (B, T, C)
-  torch::Tensor project_qkv(const torch::Tensor& x);                        // (B, T, 3C)
-  torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                const torch::Tensor& v, double scale, int64_t past);
+ protected:
+  double scale() const;  // 1 / sqrt(d_k), or 1 without scaling
+  // softmax(q k^T * scale) v over heads: q (B, H, T, D), k and v (B, H, past + T, D). With
+  // `weights`, by the explicit formula, which stores the weights there.
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       torch::Tensor* weights = nullptr);
+  static torch::Tensor split_heads(const torch::Tensor& x, int64_t H);  // (B,T,C)->(B,H,T,D)
+  static torch::Tensor merge_heads(const torch::Tensor& y);             // (B,H,T,D)->(B,T,C)
 };
 TORCH_MODULE(MultiHeadSelfAttention);
 

@@ -1,11 +1,12 @@
 #pragma once
 
+#include <tuple>
+
 #include "qkv/model/feed_forward.h"
 #include "qkv/model/kv_cache.h"
 #include "qkv/model/layer_norm.h"
 #include "qkv/model/model_config.h"
 #include "qkv/model/multi_head_self_attention.h"
-#include "qkv/model/step_stage.h"
 
 namespace qkv {
 
@@ -15,10 +16,11 @@ class TransformerBlockImpl : public torch::nn::Module {
  public:
   explicit TransformerBlockImpl(const ModelConfig& config);
 
-  // (B, T, C) -> (B, T, C). `on_stage` is told when the attention half and the feed-forward half
-  // end.
-  torch::Tensor forward(const torch::Tensor& x, torch::Tensor* attention_weights = nullptr,
-                        KVCache* cache = nullptr, const StageHook& on_stage = {});
+  // (B, T, C) -> (B, T, C). With `cache`, x holds only the new positions.
+  torch::Tensor forward(const torch::Tensor& x, KVCache* cache = nullptr);
+
+  // The same output and the attention weights (B, H, T, T), by the explicit formula.
+  std::tuple<torch::Tensor, torch::Tensor> forward_with_weights(const torch::Tensor& x);
 
   LayerNorm ln1{nullptr}, ln2{nullptr};
   MultiHeadSelfAttention attn{nullptr};

@@ -10,9 +10,9 @@
 #include "qkv/data/batch_sampler.h"
 #include "qkv/distributed/gradient_reducer.h"
 #include "qkv/kernels/kernel_path.h"
-#include "qkv/model/step_stage.h"
 #include "qkv/model/transformer_lm.h"
 #include "qkv/train/cuda_graph_step.h"
+#include "qkv/train/step_stage.h"
 
 namespace qkv {
 
@@ -28,7 +28,9 @@ struct StepOutcome {
 // weighted 1/grad_accum_steps; with a process group of several ranks, the gradients and the loss
 // averaged over the ranks (GradientReducer); then clipping to train.grad_clip (0: none, the norm is
 // still measured), the optimizer step and the gradients' reset. The trainer, `qkv bench` and the
-// data-parallel trainer all run this.
+// data-parallel trainer all run this. The model is trained as given: runtime.kernels picks the
+// loss and the optimizer's route here, and the caller installs the matching modules
+// (accelerate(), kernels/accelerate.h).
 class TrainingStep {
  public:
   // `group`: the data-parallel ranks to average over (none: this process alone). CUDA graphs are

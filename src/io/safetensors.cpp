@@ -1,4 +1,4 @@
-#include "qkv/export/safetensors.h"
+#include "qkv/io/safetensors.h"
 
 #include <cstring>
 #include <limits>
@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "qkv/data/file_bytes.h"
+#include "qkv/io/file_bytes.h"
 
 namespace qkv {
 

@@ -1,4 +1,4 @@
-#include "qkv/data/sha256.h"
+#include "qkv/io/sha256.h"
 
 #include <cstdio>
 #include <cstring>

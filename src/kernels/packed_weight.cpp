@@ -1,4 +1,4 @@
-#include "qkv/model/packed_weight.h"
+#include "qkv/kernels/packed_weight.h"
 
 #include <immintrin.h>
 

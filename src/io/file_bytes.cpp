@@ -1,4 +1,4 @@
-#include "qkv/data/file_bytes.h"
+#include "qkv/io/file_bytes.h"
 
 #include <fcntl.h>
 #include <unistd.h>

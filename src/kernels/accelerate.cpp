@@ -1,0 +1,67 @@
+#include "qkv/kernels/accelerate.h"
+
+#include <memory>
+
+#include "qkv/kernels/cross_entropy.h"
+#include "qkv/kernels/fused_modules.h"
+
+namespace qkv {
+
+namespace {
+
+// Puts `module` in `parent` under `name` and returns it: the parent's registered child and its
+// typed field must both hold the new module.
+template <typename Impl>
+std::shared_ptr<Impl> install(torch::nn::Module& parent, const std::string& name,
+                              std::shared_ptr<Impl> module) {
+  parent.replace_module(name, module);
+  return module;
+}
+
+// The module for `path`: the fused version on kFused, the reference (a copy of the reference
+// part, sharing the parameters) otherwise.
+template <typename Fused, typename Reference>
+std::shared_ptr<Reference> for_path(const Reference& current, KernelPath path) {
+  if (path == KernelPath::kFused) return std::make_shared<Fused>(current);
+  return std::make_shared<Reference>(current);
+}
+
+void accelerate_attention(TransformerBlockImpl& block, KernelPath path) {
+  auto attn = install(block, "attn", std::make_shared<FusedSelfAttentionImpl>(*block.attn, path));
+  attn->attn_dropout =
+      install(*attn, "attn_dropout", for_path<FusedDropoutImpl>(*attn->attn_dropout, path));
+  attn->resid_dropout =
+      install(*attn, "resid_dropout", for_path<FusedDropoutImpl>(*attn->resid_dropout, path));
+  block.attn = MultiHeadSelfAttention(std::shared_ptr<MultiHeadSelfAttentionImpl>(attn));
+}
+
+void accelerate_feed_forward(TransformerBlockImpl& block, KernelPath path) {
+  auto ffn = install(block, "ffn", for_path<FusedFeedForwardImpl>(*block.ffn, path));
+  ffn->dropout = install(*ffn, "dropout", for_path<FusedDropoutImpl>(*ffn->dropout, path));
+  block.ffn = FeedForward(ffn);
+}
+
+}  // namespace
+
+void accelerate(TransformerLM& model, KernelPath path) {
+  model->drop = install(*model, "drop", for_path<FusedDropoutImpl>(*model->drop, path));
+  for (auto& module : *model->blocks) {
+    auto& block = *module->as<TransformerBlockImpl>();
+    block.ln1 = install(block, "ln1", for_path<FusedLayerNormImpl>(*block.ln1, path));
+    accelerate_attention(block, path);
+    block.ln2 = install(block, "ln2", for_path<FusedLayerNormImpl>(*block.ln2, path));
+    accelerate_feed_forward(block, path);
+  }
+  model->ln_f = install(*model, "ln_f", for_path<FusedLayerNormImpl>(*model->ln_f, path));
+}
+
+torch::Tensor language_model_loss(const torch::Tensor& logits, const torch::Tensor& targets,
+                                  KernelPath path) {
+  const auto flat_logits = logits.reshape({-1, logits.size(-1)});  // (B * T, V)
+  const auto flat_targets = targets.reshape({-1});                 // (B * T)
+  if (path == KernelPath::kFused && cross_entropy_supports(flat_logits, flat_targets))
+    return qkv::cross_entropy(flat_logits, flat_targets);
+  return TransformerLMImpl::loss(logits, targets);
+}
+
+}  // namespace qkv
