@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Refuses include cycles between the library's folders.
+"""Refuses include cycles between the library's folders, and an installed header set that is
+not closed.
 
 Reads every `#include "qkv/FOLDER/..."` in include/qkv/FOLDER/ and src/FOLDER/ and fails, naming
 the files, when one folder reaches another that reaches it back. The folders then form layers:
 each may use the ones below it, never one above. src/cli/ and src/plugin/ sit outside the
-library and are not checked.
+library and are not checked. Then checks that every header in cmake/public_headers.txt (what
+`cmake --install` installs) exists and includes only qkv headers listed there too.
 """
 import pathlib
 import re
@@ -58,4 +60,17 @@ for component in cycles:
         for b, path in sorted(edges.get(a, {}).items()):
             if b in component:
                 print(f"  {a} -> {b} ({path})", file=sys.stderr)
-sys.exit(1 if cycles else 0)
+public_list = root / "cmake" / "public_headers.txt"
+public = [l.strip() for l in public_list.read_text().splitlines() if l.startswith("qkv/")]
+unclosed = []
+for header in public:
+    path = root / "include" / header
+    if not path.is_file():
+        unclosed.append(f"{header}: listed, but there is no include/{header}")
+        continue
+    for target in re.findall(r'^\s*#\s*include\s+"(qkv/[^"]+)"', path.read_text(), re.M):
+        if target not in public:
+            unclosed.append(f"{header} includes {target}, which is not installed")
+for line in unclosed:
+    print(f"check_layers: {public_list.relative_to(root)}: {line}", file=sys.stderr)
+sys.exit(1 if cycles or unclosed else 0)

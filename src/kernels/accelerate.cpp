@@ -27,9 +27,8 @@ std::shared_ptr<Reference> for_path(const Reference& current, KernelPath path) {
 }
 
 void accelerate_attention(TransformerBlockImpl& block, KernelPath path) {
+  // Its attention dropout stays the reference: the CPU kernel draws its own flags at that rate.
   auto attn = install(block, "attn", std::make_shared<FusedSelfAttentionImpl>(*block.attn, path));
-  attn->attn_dropout =
-      install(*attn, "attn_dropout", for_path<FusedDropoutImpl>(*attn->attn_dropout, path));
   attn->resid_dropout =
       install(*attn, "resid_dropout", for_path<FusedDropoutImpl>(*attn->resid_dropout, path));
   block.attn = MultiHeadSelfAttention(std::shared_ptr<MultiHeadSelfAttentionImpl>(attn));

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include <torch/version.h>
+#include "qkv/runtime/torch_compat.h"
 
 namespace qkv {
 
@@ -14,7 +14,8 @@ KernelPath kernel_path_from_string(const std::string& name, bool dropout) {
 }
 
 KernelPath faster_cpu_kernel_path(bool dropout) {
-  return TORCH_VERSION_MAJOR >= 2 && !dropout ? KernelPath::kReference : KernelPath::kFused;
+  // The LibTorch with its own fused attention (SDPA) and AdamW is the one whose reference wins.
+  return sdpa_available() && !dropout ? KernelPath::kReference : KernelPath::kFused;
 }
 
 std::string to_string(KernelPath path) {

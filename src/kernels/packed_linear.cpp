@@ -2,10 +2,8 @@
 
 namespace qkv {
 
-// Module is a virtual base of LinearImpl (through Cloneable): the most derived class copies it.
 PackedLinearImpl::PackedLinearImpl(const LinearImpl& reference, WeightFormat format)
-    : torch::nn::Module(reference),
-      LinearImpl(reference),
+    : LinearImpl(reference),
       packed_(std::make_shared<const PackedWeight>(reference.weight, format)) {}
 
 torch::Tensor PackedLinearImpl::forward(const torch::Tensor& x) {

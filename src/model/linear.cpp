@@ -6,12 +6,8 @@
 
 namespace qkv {
 
-LinearImpl::LinearImpl(int64_t in, int64_t out, bool bias)
-    : in_features(in), out_features(out), with_bias(bias) {
-  reset();
-}
-
-void LinearImpl::reset() {
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool use_bias)
+    : in_features(in), out_features(out), with_bias(use_bias) {
   weight = register_parameter("weight", torch::empty({out_features, in_features}));
   bias = with_bias ? register_parameter("bias", torch::empty({out_features})) : torch::Tensor();
   // torch::nn::Linear's initial values (the model re-initialises them anyway).

@@ -8,24 +8,10 @@
 #include <vector>
 
 #include <torch/nn/utils/clip_grad.h>
-#include <torch/version.h>
 
 #include "qkv/kernels/adamw_update.h"
 
-// The fused AdamW kernel has a CPU implementation from LibTorch 2.4 on (CUDA from 2.0).
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-#define QKV_HAVE_FUSED_ADAMW 1
-#endif
-
 namespace qkv {
-
-bool fused_adamw_available() {
-#ifdef QKV_HAVE_FUSED_ADAMW
-  return true;
-#else
-  return false;
-#endif
-}
 
 namespace {
 
@@ -117,7 +103,7 @@ std::vector<AdamWSpan> adamw_spans(torch::optim::AdamW& optimizer) {
 
 // The whole step as one adamw_update over all parameters when flat_update_applies; false
 // (nothing done) otherwise.
-[[maybe_unused]] bool cpu_adamw_step(torch::optim::AdamW& optimizer) {
+bool cpu_adamw_step(torch::optim::AdamW& optimizer) {
   if (!flat_update_applies(optimizer)) return false;
   torch::NoGradGuard no_grad;
   adamw_update(adamw_spans(optimizer), 1.0f);
@@ -126,8 +112,7 @@ std::vector<AdamWSpan> adamw_spans(torch::optim::AdamW& optimizer) {
 
 // Whether `params` with a gradient are exactly the optimizer's with one, and flat_update_applies:
 // then clipping and the step can share the passes.
-[[maybe_unused]] bool flat_clip_applies(torch::optim::AdamW& optimizer,
-                                        const std::vector<torch::Tensor>& params) {
+bool flat_clip_applies(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params) {
   std::vector<const void*> clipped, stepped;
   for (const auto& p : params)
     if (p.grad().defined()) clipped.push_back(p.unsafeGetTensorImpl());
@@ -141,7 +126,7 @@ std::vector<AdamWSpan> adamw_spans(torch::optim::AdamW& optimizer) {
 // and updates, each over all parameters at once: per parameter, the two took ~10 tensor ops and a
 // parallel_for each, most too small to split. With adamw_update's vectorised loop, the small
 // config's optimizer stage went from 3.5 to 0.95 ms (AMD EPYC, 2 threads).
-[[maybe_unused]] double flat_clip_and_adamw_step(torch::optim::AdamW& optimizer, double max_norm) {
+double flat_clip_and_adamw_step(torch::optim::AdamW& optimizer, double max_norm) {
   torch::NoGradGuard no_grad;
   const auto spans = adamw_spans(optimizer);
   const double norm = std::sqrt(gradient_sum_of_squares(spans));
@@ -153,13 +138,11 @@ std::vector<AdamWSpan> adamw_spans(torch::optim::AdamW& optimizer) {
 
 }  // namespace
 
-#ifdef QKV_HAVE_FUSED_ADAMW
 namespace {
 
 // One group's parameters sharing one step count (the trainer steps them all together), so the
 // kernel reads one step tensor for all of them.
-struct FusedGroup {
-  std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+struct FusedGroup : FusedAdamWGroup {
   int64_t step = 0;
   bool uniform_steps = true;
 };
@@ -188,25 +171,19 @@ void count_step(torch::optim::AdamW& optimizer, const FusedGroup& g) {
   }
 }
 
-void fused_group_step(torch::optim::AdamW& optimizer, const FusedGroup& g, const AdamWOptions& o) {
+void fused_group_step(torch::optim::AdamW& optimizer, FusedGroup& g, const AdamWOptions& o) {
   if (g.params.empty()) return;
   count_step(optimizer, g);
   const auto step =
       torch::full({}, double(g.step + 1),
                   torch::TensorOptions().dtype(torch::kFloat32).device(g.params.front().device()));
-  const std::vector<torch::Tensor> steps(g.params.size(), step);
+  g.steps.assign(g.params.size(), step);
   const auto [beta1, beta2] = o.betas();
-  at::_fused_adamw_(g.params, g.grads, g.exp_avgs, g.exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps,
-                    o.lr(), beta1, beta2, o.weight_decay(), o.eps(), /*amsgrad=*/false,
-                    /*maximize=*/false);
+  fused_adamw(g, o.lr(), beta1, beta2, o.weight_decay(), o.eps());
 }
 
-}  // namespace
-#endif
-
-void adamw_step(torch::optim::AdamW& optimizer, KernelPath path) {
-#ifdef QKV_HAVE_FUSED_ADAMW
-  (void)path;  // LibTorch's own fused kernel serves both paths
+// LibTorch's fused kernel, which serves both kernel paths.
+void fused_adamw_step(torch::optim::AdamW& optimizer) {
   torch::NoGradGuard no_grad;
   std::vector<FusedGroup> groups;
   for (auto& group : optimizer.param_groups()) groups.push_back(gather(optimizer, group));
@@ -218,18 +195,21 @@ void adamw_step(torch::optim::AdamW& optimizer, KernelPath path) {
   for (size_t i = 0; i < groups.size(); ++i)
     fused_group_step(optimizer, groups[i],
                      static_cast<const AdamWOptions&>(optimizer.param_groups()[i].options()));
-#else
+}
+
+}  // namespace
+
+void adamw_step(torch::optim::AdamW& optimizer, KernelPath path) {
+  if (fused_adamw_available()) return fused_adamw_step(optimizer);
   if (path == KernelPath::kFused && cpu_adamw_step(optimizer)) return;
   optimizer.step();
-#endif
 }
 
 double clip_and_adamw_step(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
                            double max_norm, KernelPath path) {
-#ifndef QKV_HAVE_FUSED_ADAMW
-  if (path == KernelPath::kFused && flat_clip_applies(optimizer, params))
+  if (!fused_adamw_available() && path == KernelPath::kFused &&
+      flat_clip_applies(optimizer, params))
     return flat_clip_and_adamw_step(optimizer, max_norm);
-#endif
   const double norm = clip_gradients(params, max_norm);
   adamw_step(optimizer, path);
   return norm;
@@ -237,58 +217,40 @@ double clip_and_adamw_step(torch::optim::AdamW& optimizer, const std::vector<tor
 
 void adamw_step_on_device(torch::optim::AdamW& optimizer, const torch::Tensor& lr,
                           torch::Tensor& step, const torch::Tensor& found_inf) {
-#ifdef QKV_HAVE_FUSED_ADAMW
   torch::NoGradGuard no_grad;
   step.add_(1.0 - found_inf);  // the count the kernel's bias corrections read
   for (auto& group : optimizer.param_groups()) {
     const auto& o = static_cast<const AdamWOptions&>(group.options());
     FusedGroup g = gather(optimizer, group);
     if (g.params.empty()) continue;
-    const std::vector<torch::Tensor> steps(g.params.size(), step);
+    g.steps.assign(g.params.size(), step);
     const auto [beta1, beta2] = o.betas();
-    at::_fused_adamw_(g.params, g.grads, g.exp_avgs, g.exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps,
-                      lr, beta1, beta2, o.weight_decay(), o.eps(), /*amsgrad=*/false,
-                      /*maximize=*/false, /*grad_scale=*/{}, found_inf);
+    fused_adamw(g, lr, beta1, beta2, o.weight_decay(), o.eps(), found_inf);
   }
-#else
-  (void)optimizer, (void)lr, (void)step, (void)found_inf;
-  throw std::logic_error("adamw_step_on_device needs LibTorch 2.4 or later");
-#endif
 }
 
 void count_adamw_step(torch::optim::AdamW& optimizer) {
-#ifdef QKV_HAVE_FUSED_ADAMW
+  if (!fused_adamw_available()) return;  // optimizer.step() and qkv's update count their own
   for (auto& group : optimizer.param_groups()) count_step(optimizer, gather(optimizer, group));
-#else
-  (void)optimizer;
-#endif
 }
 
 torch::Tensor clip_gradients_on_device(const std::vector<torch::Tensor>& params, double max_norm) {
-#ifdef QKV_HAVE_FUSED_ADAMW
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;
   for (const auto& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
   TORCH_CHECK(!grads.empty(), "clip_gradients: no parameter has a gradient");
-  const auto norm = at::linalg_vector_norm(at::stack(at::_foreach_norm(grads, 2)), 2);
+  const auto norm = global_norm(grads);
   // The same coefficient as clip_grad_norm_, applied unconditionally: x * 1.0 == x.
-  if (std::isfinite(max_norm)) at::_foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp_max(1.0));
+  if (std::isfinite(max_norm)) foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp_max(1.0));
   return norm;
-#else
-  (void)params, (void)max_norm;
-  throw std::logic_error("clip_gradients_on_device needs LibTorch 2.4 or later");
-#endif
 }
 
 double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
-#ifdef QKV_HAVE_FUSED_ADAMW
+  if (!fused_adamw_available()) return torch::nn::utils::clip_grad_norm_(params, max_norm);
   const bool any = std::any_of(params.begin(), params.end(),
                                [](const torch::Tensor& p) { return p.grad().defined(); });
   return any ? clip_gradients_on_device(params, max_norm).item<double>() : 0.0;
-#else
-  return torch::nn::utils::clip_grad_norm_(params, max_norm);
-#endif
 }
 
 void move_optimizer_state(torch::optim::AdamW& optimizer, const torch::Device& device) {

@@ -9,7 +9,8 @@ namespace qkv {
 
 // Replaces the modules of `model` by the engine's (kernels/fused_modules.h) for `path`: every
 // attention becomes a FusedSelfAttention; on kFused every layer norm, feed-forward and dropout
-// becomes its fused version too, and on kReference they are the reference modules again. The
+// (but attention dropout, which the attention kernel draws itself) becomes its fused version
+// too, and on kReference they are the reference modules again. The
 // parameters stay the same tensors under the same names, so checkpoints, optimizers and
 // exports see no difference. Call it before making the optimizer or capturing a graph.
 void accelerate(TransformerLM& model, KernelPath path);

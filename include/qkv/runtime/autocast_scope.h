@@ -2,6 +2,8 @@
 
 #include <c10/core/DeviceType.h>
 
+#include "qkv/runtime/torch_compat.h"
+
 namespace qkv {
 
 // While alive, matrix products on `device` run in bf16 (LibTorch's autocast: oneDNN kernels on
@@ -19,8 +21,7 @@ class AutocastScope {
   c10::DeviceType device_;
 };
 
-// Whether autocast is on for `device` (in an AutocastScope or set by a caller): products then
-// return bf16, which qkv's fp32 kernels do not take.
-bool autocast_enabled(c10::DeviceType device);
+// autocast_enabled(device), whether autocast is on (in an AutocastScope or set by a caller):
+// products then return bf16, which qkv's fp32 kernels do not take.
 
 }  // namespace qkv

@@ -7,11 +7,9 @@
 #include <torch/types.h>
 
 #include "qkv/kernels/kernel_path.h"
+#include "qkv/runtime/torch_compat.h"  // fused_adamw_available
 
 namespace qkv {
-
-// Whether this LibTorch has the fused AdamW kernel for every device (2.4 and later).
-bool fused_adamw_available();
 
 // One AdamW update of every parameter that has a gradient. Where LibTorch has the fused kernel it
 // updates each group in one call (on a GPU, one launch instead of ~10 per parameter). Otherwise,
