@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "qkv/kernels/replace_module.h"
+
 namespace qkv {
 
 namespace {
@@ -26,9 +28,7 @@ class StageMarkImpl : public LayerNormImpl {
 
 void mark(torch::nn::Module& parent, const std::string& name, LayerNorm& norm, StepStage ended,
           const std::shared_ptr<StageHook>& hook) {
-  std::shared_ptr<LayerNormImpl> marked = std::make_shared<StageMarkImpl>(norm.ptr(), ended, hook);
-  parent.replace_module(name, marked);
-  norm = LayerNorm(marked);
+  replace_module(parent, name, norm, std::make_shared<StageMarkImpl>(norm.ptr(), ended, hook));
 }
 
 }  // namespace

@@ -132,7 +132,7 @@ void time_training_steps(const Config& config, const ModelConfig& mc, const torc
   model->to(device);
   model->train();
   for (auto& p : model->parameters()) r.parameters += p.numel();
-  accelerate(model, kernel_path_from_string(config.runtime.kernels, config.model.dropout > 0));
+  accelerate(model, runtime_kernel_path(config));
   const auto forward_hook = std::make_shared<StageHook>();  // set for the steps timed by stage
   mark_forward_stages(model, forward_hook);
   auto optimizer = make_adamw(model, config.optim);

@@ -4,19 +4,11 @@
 
 #include "qkv/kernels/cross_entropy.h"
 #include "qkv/kernels/fused_modules.h"
+#include "qkv/kernels/replace_module.h"
 
 namespace qkv {
 
 namespace {
-
-// Puts `module` in `parent` under `name` and returns it: the parent's registered child and its
-// typed field must both hold the new module.
-template <typename Impl>
-std::shared_ptr<Impl> install(torch::nn::Module& parent, const std::string& name,
-                              std::shared_ptr<Impl> module) {
-  parent.replace_module(name, module);
-  return module;
-}
 
 // The module for `path`: the fused version on kFused, the reference (a copy of the reference
 // part, sharing the parameters) otherwise.
@@ -28,30 +20,30 @@ std::shared_ptr<Reference> for_path(const Reference& current, KernelPath path) {
 
 void accelerate_attention(TransformerBlockImpl& block, KernelPath path) {
   // Its attention dropout stays the reference: the CPU kernel draws its own flags at that rate.
-  auto attn = install(block, "attn", std::make_shared<FusedSelfAttentionImpl>(*block.attn, path));
-  attn->resid_dropout =
-      install(*attn, "resid_dropout", for_path<FusedDropoutImpl>(*attn->resid_dropout, path));
-  block.attn = MultiHeadSelfAttention(std::shared_ptr<MultiHeadSelfAttentionImpl>(attn));
+  auto attn = replace_module(block, "attn", block.attn,
+                             std::make_shared<FusedSelfAttentionImpl>(*block.attn, path));
+  replace_module(*attn, "resid_dropout", attn->resid_dropout,
+                 for_path<FusedDropoutImpl>(*attn->resid_dropout, path));
 }
 
 void accelerate_feed_forward(TransformerBlockImpl& block, KernelPath path) {
-  auto ffn = install(block, "ffn", for_path<FusedFeedForwardImpl>(*block.ffn, path));
-  ffn->dropout = install(*ffn, "dropout", for_path<FusedDropoutImpl>(*ffn->dropout, path));
-  block.ffn = FeedForward(ffn);
+  auto ffn =
+      replace_module(block, "ffn", block.ffn, for_path<FusedFeedForwardImpl>(*block.ffn, path));
+  replace_module(*ffn, "dropout", ffn->dropout, for_path<FusedDropoutImpl>(*ffn->dropout, path));
 }
 
 }  // namespace
 
 void accelerate(TransformerLM& model, KernelPath path) {
-  model->drop = install(*model, "drop", for_path<FusedDropoutImpl>(*model->drop, path));
+  replace_module(*model, "drop", model->drop, for_path<FusedDropoutImpl>(*model->drop, path));
   for (auto& module : *model->blocks) {
     auto& block = *module->as<TransformerBlockImpl>();
-    block.ln1 = install(block, "ln1", for_path<FusedLayerNormImpl>(*block.ln1, path));
+    replace_module(block, "ln1", block.ln1, for_path<FusedLayerNormImpl>(*block.ln1, path));
     accelerate_attention(block, path);
-    block.ln2 = install(block, "ln2", for_path<FusedLayerNormImpl>(*block.ln2, path));
+    replace_module(block, "ln2", block.ln2, for_path<FusedLayerNormImpl>(*block.ln2, path));
     accelerate_feed_forward(block, path);
   }
-  model->ln_f = install(*model, "ln_f", for_path<FusedLayerNormImpl>(*model->ln_f, path));
+  replace_module(*model, "ln_f", model->ln_f, for_path<FusedLayerNormImpl>(*model->ln_f, path));
 }
 
 torch::Tensor language_model_loss(const torch::Tensor& logits, const torch::Tensor& targets,

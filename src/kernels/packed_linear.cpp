@@ -1,5 +1,7 @@
 #include "qkv/kernels/packed_linear.h"
 
+#include "qkv/kernels/replace_module.h"
+
 namespace qkv {
 
 PackedLinearImpl::PackedLinearImpl(const LinearImpl& reference, WeightFormat format)
@@ -25,8 +27,7 @@ void pack(torch::nn::Module& parent, const std::string& name, Linear& layer, Wei
     bytes += p->packed().bytes();
     packed = p;
   }
-  parent.replace_module(name, packed);
-  layer = Linear(packed);
+  replace_module(parent, name, layer, packed);
 }
 
 }  // namespace

@@ -202,7 +202,7 @@ struct Trainer::Impl {
 
   void build_optimizer() {
     // The engine's modules for runtime.kernels, in place of the reference ones (same parameters).
-    accelerate(model, kernel_path_from_string(config.runtime.kernels, config.model.dropout > 0));
+    accelerate(model, runtime_kernel_path(config));
     optimizer = make_adamw(model, config.optim);
     training_step = std::make_unique<TrainingStep>(model, *optimizer, config, group);
   }

@@ -17,6 +17,10 @@ namespace {
 constexpr int64_t kEagerStepsBeforeCapture = 2;
 }  // namespace
 
+KernelPath runtime_kernel_path(const Config& config) {
+  return kernel_path_from_string(config.runtime.kernels, config.model.dropout > 0);
+}
+
 TrainingStep::TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer,
                            const Config& config, std::shared_ptr<ProcessGroup> group)
     : model_(std::move(model)),
@@ -26,7 +30,7 @@ TrainingStep::TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer,
       max_norm_(config.train.grad_clip > 0 ? config.train.grad_clip : INFINITY),
       bf16_(config.runtime.dtype == ComputeDtype::kBf16),
       device_(model_->lm_head_weight().device()),
-      kernels_(kernel_path_from_string(config.runtime.kernels, config.model.dropout > 0)),
+      kernels_(runtime_kernel_path(config)),
       group_(std::move(group)) {
   if (group_ && group_->world_size() > 1) {
     GradientReducerOptions options;

@@ -23,6 +23,11 @@ struct StepOutcome {
   double allreduce_ms = 0;  // data-parallel: time waiting for the gradients' all-reduce
 };
 
+// runtime.kernels resolved for the config's model ("auto" picks by LibTorch and dropout): the
+// path TrainingStep takes for the loss and the optimizer, and the one to accelerate() the model
+// it trains with.
+KernelPath runtime_kernel_path(const Config& config);
+
 // One optimizer step, the one thing that trains: for each of train.grad_accum_steps micro-batches
 // a forward pass (under bf16 autocast when runtime.dtype says so), the loss and a backward pass
 // weighted 1/grad_accum_steps; with a process group of several ranks, the gradients and the loss
@@ -30,7 +35,7 @@ struct StepOutcome {
 // still measured), the optimizer step and the gradients' reset. The trainer, `qkv bench` and the
 // data-parallel trainer all run this. The model is trained as given: runtime.kernels picks the
 // loss and the optimizer's route here, and the caller installs the matching modules
-// (accelerate(), kernels/accelerate.h).
+// (accelerate(model, runtime_kernel_path(config)), kernels/accelerate.h).
 class TrainingStep {
  public:
   // `group`: the data-parallel ranks to average over (none: this process alone). CUDA graphs are
