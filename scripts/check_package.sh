@@ -11,7 +11,7 @@ trap 'rm -rf "$scratch"' EXIT
 prefix="$scratch/prefix"
 
 cmake --install "$build" --prefix "$prefix" > "$scratch/install.log"
-for f in bin/qkv lib/qkv/libqkv_sentencepiece.so lib/libqkv_core.a lib/libqkv_base.a \
+for f in bin/qkv lib/qkv/libqkv_sentencepiece.so lib/libqkv_core.a lib/libqkv_engine.a lib/libqkv_model.a lib/libqkv_base.a \
   include/qkv/train/checkpoint.h lib/cmake/qkv/qkvConfig.cmake lib/cmake/qkv/qkvConfigVersion.cmake; do
   [ -e "$prefix/$f" ] || { echo "check_package: $f was not installed" >&2; exit 1; }
 done

@@ -21,7 +21,7 @@
 #include "qkv/model/multi_head_self_attention.h"
 #include "qkv/model/transformer_lm.h"
 #include "qkv/runtime/autocast_scope.h"
-#include "qkv/train/adamw_step.h"
+#include "qkv/train/adamw.h"
 #include "qkv/train/optimizer_setup.h"
 #include "test_support.h"
 
@@ -185,20 +185,20 @@ void backward_on_one_batch(qkv::TransformerLM& a, qkv::TransformerLM& b, uint64_
   }
 }
 
-// adamw_step with the fused path (on LibTorch 1.13 qkv's one-pass loop, on 2.4+ LibTorch's fused
-// kernel) against LibTorch's own optimizer.step(), five steps from the same gradients, the
-// weights levelled after each so that rounding does not compound; weight decay on and off.
+// qkv::AdamW's flat route (qkv's one-pass loop) against LibTorch's own AdamW::step(), five steps
+// from the same gradients, the weights levelled after each so that rounding does not compound;
+// weight decay on and off.
 TEST(CpuAdamW, EqualsLibTorchsAdamWStepForStep) {
   qkv::OptimConfig o;
   o.lr = 1e-2;
   o.weight_decay = 0.1;
   auto a = qkv::testing::random_model(11, 8, 16, 9), b = qkv::testing::random_model(11, 8, 16, 9);
   const auto start = a->parameters()[0].clone();
-  auto opt_a = qkv::make_adamw(a, o), opt_b = qkv::make_adamw(b, o);
+  auto opt_a = qkv::make_adamw(a, o, qkv::AdamW::Route::kFlat), opt_b = qkv::make_adamw(b, o);
   for (uint64_t step = 0; step < 5; ++step) {
     backward_on_one_batch(a, b, step);
-    qkv::adamw_step(*opt_a, KernelPath::kFused);
-    opt_b->step();
+    opt_a->step();
+    opt_b->torch::optim::AdamW::step();
     opt_a->zero_grad();
     opt_b->zero_grad();
     EXPECT_LT(qkv::testing::max_param_difference(a, b), 1e-6) << "step " << step;
@@ -261,8 +261,8 @@ TEST(AdamWUpdateKernel, EqualsTheFormulaInFloat64AcrossSpanAndChunkBoundaries) {
   }
 }
 
-// clip_and_adamw_step (on LibTorch 1.13 with the fused path: one norm pass and one update pass
-// over all parameters at once) against clip_grad_norm_ then optimizer.step(): norms, clipped
+// AdamW::clip_and_step on the flat route (one norm pass and one update pass over all parameters
+// at once) against clip_grad_norm_ then LibTorch's AdamW::step(): norms, clipped
 // gradients and weights, when it clips, when it does not, and when the clipped set is not the
 // optimizer's (half the parameters: the two steps in turn must still be what it does).
 TEST(CpuAdamW, ClipAndStepEqualsClipGradNormThenLibTorchsStep) {
@@ -274,17 +274,17 @@ TEST(CpuAdamW, ClipAndStepEqualsClipGradNormThenLibTorchsStep) {
       const std::string what = "max_norm " + std::to_string(max_norm) + (all ? "" : ", half");
       auto a = qkv::testing::random_model(11, 8, 16, 9),
            b = qkv::testing::random_model(11, 8, 16, 9);
-      auto opt_a = qkv::make_adamw(a, o), opt_b = qkv::make_adamw(b, o);
+      auto opt_a = qkv::make_adamw(a, o, qkv::AdamW::Route::kFlat), opt_b = qkv::make_adamw(b, o);
       auto pa = a->parameters(), pb = b->parameters();
       if (!all) pa.resize(pa.size() / 2), pb.resize(pb.size() / 2);
       for (uint64_t step = 0; step < 3; ++step) {
         backward_on_one_batch(a, b, step);
-        const double ours = qkv::clip_and_adamw_step(*opt_a, pa, max_norm, KernelPath::kFused);
+        const double ours = opt_a->clip_and_step(pa, max_norm);
         const double theirs = torch::nn::utils::clip_grad_norm_(pb, max_norm);
         EXPECT_NEAR(ours, theirs, 1e-6 * theirs) << what;
         for (size_t i = 0; i < pa.size(); ++i)  // left scaled, as clip_grad_norm_ leaves them
           EXPECT_TRUE(torch::allclose(pa[i].grad(), pb[i].grad(), 1e-6, 1e-9)) << what << " " << i;
-        opt_b->step();
+        opt_b->torch::optim::AdamW::step();
         opt_a->zero_grad();
         opt_b->zero_grad();
         EXPECT_LE(qkv::testing::max_param_difference_in_ulps(a, b), 4) << what << " step " << step;

@@ -7,7 +7,7 @@
 
 #include "qkv/report/run_metrics.h"
 #include "qkv/runtime/cuda_device.h"
-#include "qkv/train/adamw_step.h"
+#include "qkv/train/adamw.h"
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/optimizer_setup.h"
 #include "qkv/train/trainer.h"
@@ -152,7 +152,7 @@ TEST(Cuda, ReplayedGraphStepsEqualEagerSteps) {
     qkv::TransformerLM model(c.model);
     model->to(kCuda);
     model->train();
-    auto optimizer = qkv::make_adamw(model, c.optim);
+    auto optimizer = qkv::make_adamw(model, c);
     qkv::TrainingStep step(model, *optimizer, c);
     for (uint64_t s = 0; s < 8; ++s) {
       const auto batch = fixed_batch(100 + s);
@@ -177,7 +177,7 @@ TEST(Cuda, AReplayedStepWithANonFiniteLossChangesNothing) {
   torch::manual_seed(7);
   qkv::TransformerLM model(c.model);
   model->to(kCuda);
-  auto optimizer = qkv::make_adamw(model, c.optim);
+  auto optimizer = qkv::make_adamw(model, c);
   qkv::TrainingStep step(model, *optimizer, c);
   const auto batch = fixed_batch(1);
   for (int i = 0; i < 4; ++i) step.run([&] { return batch; }, 1e-2);

@@ -145,7 +145,7 @@ Trajectory train_steps(const qkv::Config& base, const qkv::TransformerLM& init, 
   Trajectory t;
   t.model = qkv::TransformerLM(config.model);
   qkv::testing::copy_parameters(t.model, const_cast<qkv::TransformerLM&>(init));
-  auto optimizer = qkv::make_adamw(t.model, config.optim);
+  auto optimizer = qkv::make_adamw(t.model, config);
   qkv::TrainingStep step(t.model, *optimizer, config, group);
   const auto meta = qkv::DatasetMeta::load(config.data.dir);
   qkv::BatchSampler sampler(meta.open_checked("train"), batch, config.model.block_size,

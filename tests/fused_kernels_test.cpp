@@ -9,7 +9,7 @@
 #include "qkv/model/multi_head_self_attention.h"
 #include "qkv/model/transformer_lm.h"
 #include "qkv/runtime/torch_compat.h"
-#include "qkv/train/adamw_step.h"
+#include "qkv/train/adamw.h"
 #include "qkv/train/optimizer_setup.h"
 #include "test_support.h"
 
@@ -96,7 +96,7 @@ TEST(FusedAttention, GradientsEqualTheExplicitFormulas) {
 // Two models, same start; `steps` AdamW updates through `fused`/plain steps in turn.
 struct TwinModels {
   qkv::TransformerLM a{nullptr}, b{nullptr};
-  std::unique_ptr<torch::optim::AdamW> opt_a, opt_b;
+  std::unique_ptr<qkv::AdamW> opt_a, opt_b;  // LibTorch's route
   TwinModels() {
     qkv::OptimConfig o;
     o.lr = 1e-2;
@@ -112,16 +112,17 @@ struct TwinModels {
     qkv::TransformerLMImpl::loss(m(idx), torch::randint(0, 11, {3, 8}, torch::kLong)).backward();
   }
   // One step of both from the same weights and gradients: `fused_a` says whether model a takes
-  // the fused step; b always takes optimizer.step(). Returns the largest weight difference, in
-  // units in the last place (max_param_difference_in_ulps).
+  // qkv::AdamW's step (LibTorch's fused kernel); b always takes torch::optim::AdamW::step().
+  // Returns the largest weight difference, in units in the last place
+  // (max_param_difference_in_ulps).
   double step_both(uint64_t seed, bool fused_a) {
     backward(a, seed);
     backward(b, seed);
     if (fused_a)
-      qkv::adamw_step(*opt_a);
-    else
       opt_a->step();
-    opt_b->step();
+    else
+      opt_a->torch::optim::AdamW::step();
+    opt_b->torch::optim::AdamW::step();
     opt_a->zero_grad();
     opt_b->zero_grad();
     const double difference = qkv::testing::max_param_difference_in_ulps(a, b);
@@ -150,7 +151,7 @@ TEST(FusedAdamW, MixesWithThePlainStepThroughTheSameState) {
   EXPECT_EQ(t.opt_a->state().size(), t.a->parameters().size());
 }
 
-TEST(FusedAdamW, ParametersAtDifferentStepCountsTakeLibTorchsStepOnce) {
+TEST(FusedAdamW, ParametersAtDifferentStepCountsEachTakeTheirOwnCount) {
   SKIP_WITHOUT_FUSED_ADAMW();
   TwinModels t;
   // Step 1 without the first parameter's gradient: its count lags the rest of its group.
@@ -158,8 +159,8 @@ TEST(FusedAdamW, ParametersAtDifferentStepCountsTakeLibTorchsStepOnce) {
   TwinModels::backward(t.b, 0);
   t.a->parameters()[0].mutable_grad() = torch::Tensor();
   t.b->parameters()[0].mutable_grad() = torch::Tensor();
-  qkv::adamw_step(*t.opt_a);
-  t.opt_b->step();
+  t.opt_a->step();
+  t.opt_b->torch::optim::AdamW::step();
   t.opt_a->zero_grad();
   t.opt_b->zero_grad();
   qkv::testing::copy_parameters(t.a, t.b);
@@ -172,7 +173,7 @@ TEST(FusedAdamW, TheModelMovesAtAll) {
   TwinModels t;
   const auto before = t.a->parameters()[0].detach().clone();
   TwinModels::backward(t.a, 1);
-  qkv::adamw_step(*t.opt_a);
+  t.opt_a->step();
   EXPECT_GT((t.a->parameters()[0] - before).abs().max().item<double>(), 1e-4);
 }
 

@@ -359,6 +359,41 @@ TEST(Reliability, ASecondRunInTheSameDirectoryIsRefusedNamingTheHolder) {
   EXPECT_NO_THROW(qkv::Trainer::resume(dir / "run", {}));
 }
 
+// --- 8b. a checkpoint from another run
+// ------------------------------------------------------------
+
+TEST(Reliability, ALastCheckpointFromAnotherRunIsRefusedAndNothingIsOverwritten) {
+  TempDir dir("rel_foreign_run"), elsewhere("rel_foreign_other");
+  trained_run(dir, 6);
+  // Another run: another vocabulary and shape.
+  std::string corpus;
+  for (int i = 0; i < 300; ++i) corpus += "xyz " + std::to_string(i * 7919) + " QRS\n";
+  qkv::testing::write_file(elsewhere / "corpus.txt", corpus);
+  auto other = qkv::testing::tiny_config(elsewhere, {"model.n_layer=1", "train.max_steps=4"});
+  qkv::prepare_data(other);
+  qkv::Trainer(other).run();
+  const std::string own = qkv::read_file_bytes(dir / "run/last.pt");
+  const std::string id = qkv::read_file_bytes(dir / "run/run_id");
+  EXPECT_EQ(id.size(), 17u);  // 16 hexadecimal digits and a newline
+  EXPECT_EQ(qkv::Checkpoint::load(dir / "run/best.pt").state.run_id + "\n", id);
+
+  fs::copy_file(elsewhere / "run/last.pt", dir / "run/last.pt",
+                fs::copy_options::overwrite_existing);
+  const auto before = snapshot(dir / "run");
+  EXPECT_ONE_LINE(qkv_cli("train --resume " + (dir / "run") + " --set train.max_steps=12"), 1,
+                  dir / "run/last.pt belongs to another run");
+  EXPECT_EQ(snapshot(dir / "run"), before);  // config.yaml, best.pt, metrics.jsonl untouched
+
+  // Its own last.pt resumes, and the checkpoints it writes name the same run.
+  qkv::testing::write_file(dir / "run/last.pt", own);
+  const auto resumed = qkv_cli("train --resume " + (dir / "run") + " --set train.max_steps=8");
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(qkv::read_file_bytes(dir / "run/run_id"), id);
+  const auto last = qkv::Checkpoint::load(dir / "run/last.pt");
+  EXPECT_EQ(last.state.step, 8);
+  EXPECT_EQ(last.state.run_id + "\n", id);
+}
+
 // --- 9. a token file that does not match its meta.json -------------------------------------------
 
 TEST(Reliability, ATokenFileThatIsNotTheOnePreparedIsRefused) {

@@ -205,7 +205,7 @@ TEST(Trainer, NonFiniteLossStopsWithAClearErrorAndKeepsTheLastCheckpoint) {
     torch::NoGradGuard no_grad;
     ckpt.model->tok_emb->weight.fill_(3e38f);
   }
-  auto optimizer = qkv::make_adamw(ckpt.model, ckpt.config.optim);
+  auto optimizer = qkv::make_adamw(ckpt.model, ckpt.config);
   qkv::write_checkpoint(dir / "run/last.pt", ckpt.model, optimizer.get(), ckpt.config,
                         *ckpt.tokenizer, ckpt.state);
   const auto before = std::filesystem::last_write_time(dir / "run/last.pt");

@@ -39,7 +39,7 @@ qkv::Batch random_batch(const qkv::Config& c, int64_t batch_size, uint64_t seed)
 }
 
 // The reference: the textbook step written out with LibTorch's own ops.
-void reference_step(qkv::TransformerLM& model, torch::optim::Optimizer& optimizer,
+void reference_step(qkv::TransformerLM& model, torch::optim::AdamW& optimizer,
                     const qkv::Batch& batch, double lr, double clip) {
   qkv::set_learning_rate(optimizer, lr);
   auto logits = model(batch.x);
@@ -48,7 +48,7 @@ void reference_step(qkv::TransformerLM& model, torch::optim::Optimizer& optimize
   optimizer.zero_grad();
   loss.backward();
   if (clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), clip);
-  optimizer.step();
+  optimizer.torch::optim::AdamW::step();  // LibTorch's own, whatever route qkv::AdamW takes
 }
 
 using qkv::testing::copy_parameters;
@@ -59,8 +59,8 @@ TEST(TrainingStep, EqualsTheTextbookStepWithAndWithoutClipping) {
     // The reference kernels: the fused ones round differently (RuntimeKernelsSelects... below).
     auto c = step_config({"train.grad_clip=" + std::to_string(clip), "runtime.kernels=reference"});
     auto model = fresh_model(c), reference = fresh_model(c);
-    auto optimizer = qkv::make_adamw(model, c.optim);
-    auto reference_optimizer = qkv::make_adamw(reference, c.optim);
+    auto optimizer = qkv::make_adamw(model, c);
+    auto reference_optimizer = qkv::make_adamw(reference, c);
     qkv::TrainingStep step(model, *optimizer, c);
     for (uint64_t s = 0; s < 3; ++s) {
       const auto batch = random_batch(c, 4, 100 + s);
@@ -76,7 +76,7 @@ TEST(TrainingStep, EqualsTheTextbookStepWithAndWithoutClipping) {
   // And clipping matters here: a tiny clip gives other weights than none.
   auto c0 = step_config({"train.grad_clip=0"}), c1 = step_config({"train.grad_clip=0.001"});
   auto m0 = fresh_model(c0), m1 = fresh_model(c1);
-  auto o0 = qkv::make_adamw(m0, c0.optim), o1 = qkv::make_adamw(m1, c1.optim);
+  auto o0 = qkv::make_adamw(m0, c0), o1 = qkv::make_adamw(m1, c1);
   const auto batch = random_batch(c0, 4, 5);
   for (int i = 0; i < 3; ++i) {
     qkv::TrainingStep(m0, *o0, c0).run([&] { return batch; }, 1e-2);
@@ -95,7 +95,7 @@ TEST(TrainingStep, BothKernelPathsTrainAlikeAndTheStepLeavesTheModulesAlone) {
     return typeid(*m->blocks->ptr<qkv::TransformerBlockImpl>(0)->ln1);
   };
   auto untouched = fresh_model(fused_config);
-  auto untouched_optimizer = qkv::make_adamw(untouched, fused_config.optim);
+  auto untouched_optimizer = qkv::make_adamw(untouched, fused_config);
   qkv::TrainingStep(untouched, *untouched_optimizer, fused_config);
   EXPECT_EQ(kind_of(untouched), typeid(qkv::LayerNormImpl));
   qkv::accelerate(fused, qkv::KernelPath::kFused);
@@ -104,8 +104,8 @@ TEST(TrainingStep, BothKernelPathsTrainAlikeAndTheStepLeavesTheModulesAlone) {
   EXPECT_EQ(kind_of(reference), typeid(qkv::LayerNormImpl));
   // Same parameters under the same names as a model never accelerated.
   EXPECT_EQ(fused->named_parameters().keys(), untouched->named_parameters().keys());
-  auto fused_optimizer = qkv::make_adamw(fused, fused_config.optim);
-  auto reference_optimizer = qkv::make_adamw(reference, reference_config.optim);
+  auto fused_optimizer = qkv::make_adamw(fused, fused_config);
+  auto reference_optimizer = qkv::make_adamw(reference, reference_config);
   qkv::TrainingStep fused_step(fused, *fused_optimizer, fused_config);
   qkv::TrainingStep reference_step(reference, *reference_optimizer, reference_config);
   for (uint64_t s = 0; s < 3; ++s) {
@@ -123,8 +123,8 @@ TEST(TrainingStep, AccumulatingTwoHalvesEqualsOneWholeBatch) {
   auto whole_cfg = step_config({"train.grad_clip=0.5"});
   auto accum_cfg = step_config({"train.grad_clip=0.5", "train.grad_accum_steps=2"});
   auto whole = fresh_model(whole_cfg), halves = fresh_model(accum_cfg);
-  auto whole_opt = qkv::make_adamw(whole, whole_cfg.optim);
-  auto halves_opt = qkv::make_adamw(halves, accum_cfg.optim);
+  auto whole_opt = qkv::make_adamw(whole, whole_cfg);
+  auto halves_opt = qkv::make_adamw(halves, accum_cfg);
   qkv::TrainingStep whole_step(whole, *whole_opt, whole_cfg);
   qkv::TrainingStep halves_step(halves, *halves_opt, accum_cfg);
   for (uint64_t s = 0; s < 3; ++s) {
@@ -143,7 +143,7 @@ TEST(TrainingStep, AccumulatingTwoHalvesEqualsOneWholeBatch) {
 TEST(TrainingStep, ANonFiniteLossChangesNothing) {
   auto c = step_config();
   auto model = fresh_model(c);
-  auto optimizer = qkv::make_adamw(model, c.optim);
+  auto optimizer = qkv::make_adamw(model, c);
   {
     torch::NoGradGuard no_grad;
     model->lm_head.fill_(INFINITY);  // logits inf - inf: the loss is NaN
@@ -167,7 +167,7 @@ TEST(TrainingStep, ANonFiniteLossChangesNothing) {
 TEST(TrainingStep, ReportsEveryStageInOrder) {
   auto c = step_config({"train.grad_accum_steps=2"});  // tiny: 2 layers
   auto model = fresh_model(c);
-  auto optimizer = qkv::make_adamw(model, c.optim);
+  auto optimizer = qkv::make_adamw(model, c);
   std::vector<StepStage> seen;
   const auto hook = std::make_shared<qkv::StageHook>([&](StepStage s) { seen.push_back(s); });
   qkv::mark_forward_stages(model, hook);

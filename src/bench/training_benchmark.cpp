@@ -135,7 +135,7 @@ void time_training_steps(const Config& config, const ModelConfig& mc, const torc
   accelerate(model, runtime_kernel_path(config));
   const auto forward_hook = std::make_shared<StageHook>();  // set for the steps timed by stage
   mark_forward_stages(model, forward_hook);
-  auto optimizer = make_adamw(model, config.optim);
+  auto optimizer = make_adamw(model, config);
   TrainingStep training_step(model, *optimizer, config);
   const LrSchedule schedule{config.optim.lr, config.optim.min_lr, config.optim.warmup_steps,
                             options.warmup + 2 * options.steps};

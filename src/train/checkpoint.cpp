@@ -105,6 +105,7 @@ std::string serialize_checkpoint(TransformerLM& model, torch::optim::Optimizer* 
   meta.sampler_state = state.sampler_state;
   meta.world_size = state.world_size;
   meta.tokenizer_kind = tokenizer_kind;
+  meta.run_id = state.run_id;
   archive.write("meta", bytes_tensor(meta.to_json()));
   archive.write("config", bytes_tensor(config.to_yaml()));
   archive.write("tokenizer", bytes_tensor(tokenizer_bytes));
@@ -191,6 +192,7 @@ Checkpoint Checkpoint::load(const std::string& file_or_dir) {
   c.state.best_step = meta.best_step;
   c.state.sampler_state = meta.sampler_state;
   c.state.world_size = meta.world_size;
+  c.state.run_id = meta.run_id;
   c.qkv_version = meta.qkv_version;
   return c;
 }

@@ -17,7 +17,8 @@ std::string CheckpointMeta::to_json() const {
                {"best_step", best_step},
                {"sampler_state", sampler_state},
                {"world_size", world_size},
-               {"tokenizer_kind", tokenizer_kind}})
+               {"tokenizer_kind", tokenizer_kind},
+               {"run_id", run_id}})
       .dump();
 }
 
@@ -37,6 +38,7 @@ CheckpointMeta CheckpointMeta::parse(const std::string& text) {
     m.world_size = json_integer(j, "world_size", 1);
     m.tokenizer_kind = j.at("tokenizer_kind").get<std::string>();
     m.qkv_version = j.value("qkv_version", "");
+    m.run_id = j.value("run_id", "");
   } catch (const json::exception& e) {
     throw std::invalid_argument(std::string("bad metadata: ") + e.what());
   } catch (const std::invalid_argument& e) {

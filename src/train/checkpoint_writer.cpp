@@ -8,7 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>
 
-#include "qkv/train/adamw_step.h"
+#include "qkv/train/adamw.h"
 
 namespace qkv {
 

@@ -1,8 +1,6 @@
 #include "qkv/train/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -11,26 +9,25 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "qkv/data/batch_sampler.h"
 #include "qkv/data/data_preparer.h"
-#include "qkv/distributed/process_group.h"
 #include "qkv/io/file_bytes.h"
 #include "qkv/kernels/accelerate.h"
 #include "qkv/runtime/median.h"
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
-#include "qkv/train/adamw_step.h"
+#include "qkv/train/adamw.h"
 #include "qkv/train/checkpoint.h"
 #include "qkv/train/checkpoint_writer.h"
+#include "qkv/train/data_parallel.h"
 #include "qkv/train/loss_estimator.h"
 #include "qkv/train/lr_schedule.h"
 #include "qkv/train/memory_estimate.h"
 #include "qkv/train/optimizer_setup.h"
-#include "qkv/train/run_directory_lock.h"
+#include "qkv/train/run_directory.h"
 #include "qkv/train/training_step.h"
 
 namespace qkv {
@@ -67,20 +64,6 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-// metrics.jsonl cut back to the records of steps up to `step`: a resumed run replays the steps
-// after its checkpoint, which must not stand twice. Torn or foreign lines are dropped.
-std::string metrics_up_to(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
-        j["step"].get<int64_t>() <= step)
-      kept += line + "\n";
-  }
-  return kept;
-}
-
 }  // namespace
 
 RunDirectoryInUse::RunDirectoryInUse(const std::string& run_dir, const std::string& file)
@@ -91,18 +74,15 @@ struct Trainer::Impl {
   Config config;
   TrainerOptions options;
   std::string run_dir;
-  std::unique_ptr<RunDirectoryLock> lock;
+  std::unique_ptr<RunDirectory> directory;  // rank 0's: the others write nothing
+  std::unique_ptr<DataParallelJob> job;
+  std::string run_id;         // the run's, in its directory and every checkpoint
   int64_t resumed_from = -1;  // the checkpoint's step when resuming
-  // Nothing in the run directory changes until the first step has run: config.yaml, the
-  // metrics and train.log are written from then on; until then log lines wait in memory.
-  bool writing = false;
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> early_log;
-  std::ofstream metrics_out;
-  Clock::time_point metrics_flushed;
+  bool writing = false;       // the run directory changes from the first step on
   torch::Device device{torch::kCPU};
   std::unique_ptr<Tokenizer> tokenizer;
   TransformerLM model{nullptr};
-  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<AdamW> optimizer;
   std::unique_ptr<TrainingStep> training_step;
   std::shared_ptr<TokenFile> train_tokens, val_tokens;
   std::unique_ptr<BatchSampler> sampler;
@@ -114,10 +94,9 @@ struct Trainer::Impl {
   ProgressLine progress;
   TrainResult result;
   std::vector<double> step_ms, allreduce_ms;
-  std::shared_ptr<ProcessGroup> group;  // set in a data-parallel job of several ranks
 
   int rank() const { return options.launch ? options.launch->rank : 0; }
-  int world_size() const { return group ? group->world_size() : 1; }
+  int world_size() const { return job ? job->world_size() : 1; }
   bool distributed() const { return world_size() > 1; }
   bool writer() const { return rank() == 0; }
   double tokens_per_step() const {
@@ -125,19 +104,11 @@ struct Trainer::Impl {
                   config.train.grad_accum_steps * world_size());
   }
 
-  // Where the model runs; in a job of several ranks, joins it. The ranks meet before any of them
-  // reads data: each machine's first rank prepares it before joining.
+  // Joins the data-parallel job (a job of one without a launch environment): before any rank
+  // reads data.
   void join_job() {
-    device = torch::Device(resolve_device(config.runtime.device));
-    if (!options.launch || options.launch->world_size == 1) return;
-    if (device.is_cuda())  // one GPU per rank of this machine
-      device =
-          torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(options.launch->local_rank));
-    ProcessGroupOptions o;
-    o.backend = config.runtime.backend;
-    o.device = device.type();
-    o.timeout = std::chrono::seconds(config.runtime.timeout_s);
-    group = ProcessGroup::connect(*options.launch, o);
+    job = std::make_unique<DataParallelJob>(options.launch, config.runtime);
+    device = job->device();
   }
 
   void setup_common(const DatasetMeta& meta) {
@@ -156,10 +127,7 @@ struct Trainer::Impl {
     BatchSampler(val_tokens, 1, config.model.block_size, 0);
 
     auto sinks = spdlog::default_logger()->sinks();
-    if (writer()) {
-      early_log = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(1000);
-      sinks.push_back(early_log);
-    }
+    if (directory) sinks.push_back(directory->early_log());
     log = std::make_shared<spdlog::logger>("train", sinks.begin(), sinks.end());
     // The other ranks say only what goes wrong: rank 0 speaks for the job.
     log->set_level(writer() ? spdlog::default_logger()->level() : spdlog::level::warn);
@@ -170,41 +138,24 @@ struct Trainer::Impl {
     });
   }
 
-  // Claims the run directory (creating it) and clears what writers killed mid-write left.
-  void claim_run_directory(const std::string& dir) {
-    lock = std::make_unique<RunDirectoryLock>(dir);
-    remove_stale_temporary_files(dir);
+  // Rank 0 claims the run directory (creating it); log lines wait for its train.log.
+  void claim_directory(const std::string& dir) {
+    if (!writer()) return;
+    directory = std::make_unique<RunDirectory>(dir);
+    if (log) log->sinks().push_back(directory->early_log());
   }
 
-  // After the first step: the resolved config, the metrics (cut back to the checkpoint when
-  // resuming, so no step stands twice) and train.log with the lines logged so far.
+  // After the first step: the run's id, config.yaml, the metrics and train.log (RunDirectory).
   void begin_writing() {
     writing = true;
-    if (!writer()) return;
-    const std::string metrics_path = run_dir + "/metrics.jsonl";
-    write_file_atomically(run_dir + "/config.yaml", config.to_yaml());
-    write_file_atomically(metrics_path,
-                          resumed_from < 0 ? "" : metrics_up_to(metrics_path, resumed_from));
-    metrics_out.open(metrics_path, std::ios::app);
-    metrics_flushed = Clock::now();
-    const std::string log_path = run_dir + "/train.log";
-    {
-      std::ofstream out(log_path, std::ios::app);
-      for (const auto& line : early_log->last_formatted()) out << line;
-      out.flush();
-      if (!out) throw RunWriteError("cannot write " + log_path + ": " + std::strerror(errno));
-    }
-    auto& sinks = log->sinks();
-    sinks.erase(std::remove(sinks.begin(), sinks.end(), early_log), sinks.end());
-    early_log.reset();
-    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_path));
+    if (directory) directory->begin(config, run_id, resumed_from, *log);
   }
 
   void build_optimizer() {
     // The engine's modules for runtime.kernels, in place of the reference ones (same parameters).
     accelerate(model, runtime_kernel_path(config));
-    optimizer = make_adamw(model, config.optim);
-    training_step = std::make_unique<TrainingStep>(model, *optimizer, config, group);
+    optimizer = make_adamw(model, config);
+    training_step = std::make_unique<TrainingStep>(model, *optimizer, config, job->group());
   }
 
   LrSchedule schedule() const {
@@ -229,7 +180,7 @@ struct Trainer::Impl {
       estimator = std::make_unique<LossEstimator>(model, tokens, o);
     }
     auto total = estimator->loss_sum();
-    if (distributed()) group->all_reduce_sum(total);  // the mean over every rank's share
+    job->sum(total);  // the mean over every rank's share
     return total.item<double>() / double(config.eval.batches * world_size());
   }
 
@@ -240,11 +191,10 @@ struct Trainer::Impl {
     const auto t0 = Clock::now();
     flush_metrics();
     state.world_size = world_size();
+    state.run_id = run_id;
     if (distributed()) {
-      check_ranks_agree();
-      // NCCL gathers CUDA tensors only.
-      auto states = group->all_gather(cpu_rng_state().to(device));
-      state.rank_rng_states = torch::stack(states).to(torch::kCPU);
+      job->check_weights_agree(*model, state.step);
+      state.rank_rng_states = job->gather(cpu_rng_state());
     }
     std::vector<std::string> paths;
     for (const auto& name : due) paths.push_back(run_dir + "/" + name);
@@ -257,63 +207,12 @@ struct Trainer::Impl {
     result.checkpoint_seconds += ms_since(t0) / 1000.0;
   }
 
-  // --- data-parallel
-  // ------------------------------------------------------------------------------
-
-  // Every rank starts from rank 0's weights, then draws its own dropout masks (rank 0 keeps the
-  // single-process stream, so one rank trains as a plain run does).
-  void join_ranks() {
-    if (!distributed()) return;
-    torch::NoGradGuard no_grad;
-    for (auto& p : model->parameters()) group->broadcast(p, 0);
-    for (auto& b : model->buffers()) group->broadcast(b, 0);
-    if (rank() > 0)
-      torch::manual_seed(static_cast<uint64_t>(config.runtime.seed) + 1000003ULL * rank());
-  }
-
-  // The ranks step identically, so their weights must be bit-identical: checked before rank 0
-  // writes a checkpoint on behalf of all of them.
-  void check_ranks_agree() {
-    uint64_t hash = 1469598103934665603ULL;  // FNV-1a over every parameter's bytes
-    for (const auto& p : model->parameters()) {
-      const auto cpu = p.detach().to(torch::kCPU).contiguous();
-      const auto* bytes = static_cast<const unsigned char*>(cpu.data_ptr());
-      for (size_t i = 0; i < cpu.nbytes(); ++i) hash = (hash ^ bytes[i]) * 1099511628211ULL;
-    }
-    auto mine = torch::tensor({static_cast<int64_t>(hash)}, torch::kInt64);
-    if (device.is_cuda()) mine = mine.to(device);
-    const auto all = group->all_gather(mine);
-    for (int r = 1; r < world_size(); ++r)
-      if (!torch::equal(all[r], all[0]))
-        throw DistributedError("the weights of rank " + std::to_string(r) +
-                               " differ from rank 0's at step " + std::to_string(state.step) +
-                               "; the ranks must run the same qkv build and config");
-  }
-
-  // A stop requested on any rank (SIGINT, SIGTERM) stops every rank after the same step.
-  bool stop_requested() {
-    bool stop = options.stop && options.stop->load();
-    if (!distributed()) return stop;
-    auto flag = torch::full({1}, stop ? 1.0 : 0.0, torch::TensorOptions().device(device));
-    group->all_reduce_sum(flag);
-    return flag.item<double>() > 0;
-  }
-
-  // Records reach metrics.jsonl about once a second and before every checkpoint (a resumed run
-  // keeps the records up to its checkpoint's step, so they must all be there by then), not with a
-  // system call after every step; `tail -f` still sees them within a second.
   void append_metrics(const nlohmann::json& record) {
-    if (!writer()) return;
-    metrics_out << record.dump() << "\n";
-    if (Clock::now() - metrics_flushed > std::chrono::seconds(1)) flush_metrics();
+    if (directory) directory->append_metrics(record);
   }
 
   void flush_metrics() {
-    if (!writer() || !metrics_out.is_open()) return;
-    metrics_out.flush();
-    metrics_flushed = Clock::now();
-    if (!metrics_out)
-      throw RunWriteError("cannot write " + run_dir + "/metrics.jsonl: " + std::strerror(errno));
+    if (directory) directory->flush_metrics();
   }
 
   void info(const std::string& line) {
@@ -467,7 +366,7 @@ struct Trainer::Impl {
       std::snprintf(line, sizeof line,
                     "%d ranks (%s): gradient all-reduce %.1f ms/step median, %.2f MB per rank per "
                     "step, %.2f GB/s algorithm bandwidth",
-                    world_size(), group->backend().c_str(), result.median_allreduce_ms, mb,
+                    world_size(), job->group()->backend().c_str(), result.median_allreduce_ms, mb,
                     mb / std::max(result.median_allreduce_ms, 1e-9));
       info(line);
     }
@@ -493,14 +392,15 @@ Trainer::Trainer(const Config& config, TrainerOptions options) : impl_(std::make
   m.config.validate();
   check_training_fits_in_memory(m.config);
   m.setup_common(meta);  // checks the token files: a fresh run that cannot start leaves no trace
-  if (m.writer()) m.claim_run_directory(config.train.out_dir);
+  m.claim_directory(config.train.out_dir);
   for (const char* name : {"last.pt", "best.pt"})
     if (fs::exists(fs::path(config.train.out_dir) / name))
       throw RunDirectoryInUse(config.train.out_dir, name);
+  m.run_id = new_run_id();
   torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));
   m.model = TransformerLM(m.config.model);
   m.model->to(m.device);
-  m.join_ranks();
+  m.job->start_from_rank0(*m.model, static_cast<uint64_t>(config.runtime.seed));
   m.build_optimizer();
 }
 
@@ -512,8 +412,19 @@ std::unique_ptr<Trainer> Trainer::resume(const std::string& run_dir,
   auto impl = std::make_unique<Impl>();
   auto& m = *impl;
   m.options = std::move(options);
-  if (m.writer()) m.claim_run_directory(run_dir);
+  m.claim_directory(run_dir);
   auto ckpt = Checkpoint::load(path);
+  // A checkpoint copied in from another run would carry that run on here and overwrite this
+  // one's files: refused before anything changes. (Runs from before ids took one: "".)
+  const std::string recorded = m.directory ? m.directory->recorded_run_id() : "";
+  if (!recorded.empty() && ckpt.state.run_id != recorded)
+    throw CheckpointError(path + " belongs to another run (" +
+                          (ckpt.state.run_id.empty() ? "no run id" : "run " + ckpt.state.run_id) +
+                          ") than the one in " + run_dir + " (run " + recorded +
+                          "); resume that run from its own directory; nothing here was changed");
+  m.run_id = !ckpt.state.run_id.empty() ? ckpt.state.run_id
+             : !recorded.empty()        ? recorded
+                                        : new_run_id();
   m.config = ckpt.config;
   for (const auto& o : overrides) {
     // The stored weights, tokenizer and split were made from these sections; a changed key would
@@ -568,7 +479,7 @@ TrainResult Trainer::run() {
     const auto rec = m.train_one_step(schedule);
     m.log_progress(rec);
     if (rec.step % m.config.eval.every == 0 || rec.step == max_steps) m.evaluate(rec.step);
-    const bool stop = m.stop_requested();
+    const bool stop = m.job->any_rank_stops(m.options.stop && m.options.stop->load());
     const int64_t every = m.config.checkpoint.every;
     if (stop || rec.step == max_steps || (every > 0 && rec.step % every == 0))
       m.save_checkpoints(stop);

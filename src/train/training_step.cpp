@@ -5,7 +5,7 @@
 
 #include "qkv/kernels/accelerate.h"
 #include "qkv/runtime/autocast_scope.h"
-#include "qkv/train/adamw_step.h"
+#include "qkv/train/adamw.h"
 #include "qkv/train/cuda_graph_step.h"
 #include "qkv/train/optimizer_setup.h"
 
@@ -21,8 +21,8 @@ KernelPath runtime_kernel_path(const Config& config) {
   return kernel_path_from_string(config.runtime.kernels, config.model.dropout > 0);
 }
 
-TrainingStep::TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer,
-                           const Config& config, std::shared_ptr<ProcessGroup> group)
+TrainingStep::TrainingStep(TransformerLM model, AdamW& optimizer, const Config& config,
+                           std::shared_ptr<ProcessGroup> group)
     : model_(std::move(model)),
       optimizer_(optimizer),
       params_(model_->parameters()),
@@ -81,75 +81,74 @@ StepOutcome TrainingStep::run(const std::function<Batch()>& next_batch, double l
   StepOutcome out;
   std::tie(out.loss, out.grad_norm) = graph_->replay(torch::stack(xs), torch::stack(ys), lr);
   out.updated = std::isfinite(out.loss);
-  if (out.updated) count_adamw_step(optimizer_);
+  if (out.updated) optimizer_.count_step();
   return out;
 }
 
-StepOutcome TrainingStep::run_eager(const std::function<Batch()>& next_batch, double lr,
-                                    const StageHook& on_stage) {
+torch::Tensor TrainingStep::forward_backward(const std::function<Batch(int64_t)>& micro_batch,
+                                             const StageHook& on_stage) {
   auto stage_done = [&](StepStage s) {
     if (on_stage) on_stage(s);
   };
-  set_learning_rate(optimizer_, lr);
-  // A captured graph's gradients stay attached between replays: start from none.
-  for (auto& p : params_) p.mutable_grad() = torch::Tensor();
-  StepOutcome out;
-  double loss_sum = 0;
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
   for (int64_t micro = 0; micro < accum_steps_; ++micro) {
-    auto batch = next_batch();
+    const auto batch = micro_batch(micro);
     torch::Tensor loss;
     {
       AutocastScope autocast(bf16_, device_.type());
-      auto logits = model_->forward(batch.x.to(device_));
+      auto logits = model_->forward(batch.x);  // (B, T, vocab)
       stage_done(StepStage::kHead);
-      loss = language_model_loss(logits.to(torch::kFloat32), batch.y.to(device_), kernels_);
+      loss = language_model_loss(logits.to(torch::kFloat32), batch.y, kernels_);
     }
     stage_done(StepStage::kLoss);
     if (reducer_ && micro == accum_steps_ - 1) reducer_->expect_final_backward();
     (loss / double(accum_steps_)).backward();
-    loss_sum += loss.item<double>();
+    loss_sum += loss.detach().to(torch::kFloat64);
     stage_done(StepStage::kBackward);
   }
-  out.loss = loss_sum / double(accum_steps_);
+  return loss_sum / double(accum_steps_);
+}
+
+StepOutcome TrainingStep::run_eager(const std::function<Batch()>& next_batch, double lr,
+                                    const StageHook& on_stage) {
+  set_learning_rate(optimizer_, lr);
+  // A captured graph's gradients stay attached between replays: start from none.
+  for (auto& p : params_) p.mutable_grad() = torch::Tensor();
+  StepOutcome out;
+  const auto loss = forward_backward(
+      [&](int64_t) {
+        auto batch = next_batch();
+        return Batch{batch.x.to(device_), batch.y.to(device_)};
+      },
+      on_stage);
+  out.loss = loss.item<double>();
   if (reducer_) {
     // Every rank then sees the same loss and gradients, and takes the same decision and step.
     const auto t0 = std::chrono::steady_clock::now();
     reducer_->average();
-    auto loss =
-        torch::full({1}, out.loss, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
-    group_->all_reduce_sum(loss);
-    out.loss = loss.item<double>() / group_->world_size();
+    auto summed = loss.reshape({1});
+    group_->all_reduce_sum(summed);
+    out.loss = summed.item<double>() / group_->world_size();
     out.allreduce_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
   if (std::isfinite(out.loss)) {
-    out.grad_norm = clip_and_adamw_step(optimizer_, params_, max_norm_, kernels_);
+    out.grad_norm = optimizer_.clip_and_step(params_, max_norm_);
     out.updated = true;
   }
   // Gradients to none rather than zero: the next backward writes instead of accumulating.
   for (auto& p : params_) p.mutable_grad() = torch::Tensor();
-  stage_done(StepStage::kOptimizer);
+  if (on_stage) on_stage(StepStage::kOptimizer);
   return out;
 }
 
 CudaGraphStep::Outputs TrainingStep::queue_step(const torch::Tensor& x, const torch::Tensor& y,
                                                 const torch::Tensor& lr) {
-  auto loss_sum = torch::zeros({}, torch::TensorOptions().device(device_));
-  for (int64_t micro = 0; micro < accum_steps_; ++micro) {
-    torch::Tensor loss;
-    {
-      AutocastScope autocast(bf16_, device_.type());
-      auto logits = model_->forward(x[micro]);
-      loss = language_model_loss(logits.to(torch::kFloat32), y[micro], kernels_);
-    }
-    (loss / double(accum_steps_)).backward();
-    loss_sum += loss.detach();
-  }
-  const auto loss = loss_sum / double(accum_steps_);
+  const auto loss = forward_backward([&](int64_t micro) { return Batch{x[micro], y[micro]}; });
   // A non-finite loss skips the update inside the kernel: nothing changes, as in run_eager.
   const auto skip = torch::isfinite(loss).logical_not().to(torch::kFloat32);
   auto grad_norm = clip_gradients_on_device(params_, max_norm_);
-  adamw_step_on_device(optimizer_, lr, step_on_device_, skip);
+  optimizer_.step_on_device(lr, step_on_device_, skip);
   return {loss, grad_norm};
 }
 

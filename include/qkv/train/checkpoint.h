@@ -27,6 +27,7 @@ struct TrainingState {
   torch::Tensor torch_rng_state;  // CPU generator: dropout draws (rank 0's)
   int64_t world_size = 1;         // data-parallel ranks that wrote it
   torch::Tensor rank_rng_states;  // with several ranks: (world_size, bytes), each rank's generator
+  std::string run_id;             // the run that wrote it (RunDirectory); "" from before ids
 };
 
 // A checkpoint read back: enough to generate, evaluate or resume with no other file.

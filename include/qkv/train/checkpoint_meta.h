@@ -16,6 +16,7 @@ struct CheckpointMeta {
   int64_t world_size = 1;  // data-parallel ranks of the run that wrote it
   std::string tokenizer_kind;
   std::string qkv_version;
+  std::string run_id;  // the run that wrote it; "" in checkpoints from before runs had ids
 
   std::string to_json() const;
   // Throws std::invalid_argument saying what is wrong: not JSON, not a qkv checkpoint's record,

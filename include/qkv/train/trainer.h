@@ -10,18 +10,12 @@
 
 #include "qkv/config/config.h"
 #include "qkv/distributed/launch_environment.h"
+#include "qkv/train/run_directory.h"  // RunWriteError
 
 namespace qkv {
 
 // Training stopped because the loss stopped being a number; the last good checkpoint stays.
 class TrainingDiverged : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// The run's metrics or log could not be written (a full disk, say): the run stops, as it does
-// when a checkpoint cannot be written, and the last checkpoint stays.
-class RunWriteError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };

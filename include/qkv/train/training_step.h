@@ -4,13 +4,12 @@
 #include <memory>
 #include <vector>
 
-#include <torch/optim/adamw.h>
-
 #include "qkv/config/config.h"
 #include "qkv/data/batch_sampler.h"
 #include "qkv/distributed/gradient_reducer.h"
 #include "qkv/kernels/kernel_path.h"
 #include "qkv/model/transformer_lm.h"
+#include "qkv/train/adamw.h"
 #include "qkv/train/cuda_graph_step.h"
 #include "qkv/train/step_stage.h"
 
@@ -40,7 +39,7 @@ class TrainingStep {
  public:
   // `group`: the data-parallel ranks to average over (none: this process alone). CUDA graphs are
   // not used then: the collectives run outside the captured step.
-  TrainingStep(TransformerLM model, torch::optim::AdamW& optimizer, const Config& config,
+  TrainingStep(TransformerLM model, AdamW& optimizer, const Config& config,
                std::shared_ptr<ProcessGroup> group = nullptr);
   ~TrainingStep();
 
@@ -57,6 +56,11 @@ class TrainingStep {
   int64_t allreduce_bytes_per_step() const;
 
  private:
+  // The micro-batches' forward and backward passes, each loss weighted 1/grad_accum_steps, batch
+  // `micro` from micro_batch(micro) on the device. Returns the mean loss as a float64 device
+  // scalar and waits for nothing: the eager step and the captured one both run it.
+  torch::Tensor forward_backward(const std::function<Batch(int64_t)>& micro_batch,
+                                 const StageHook& on_stage = {});
   // The step with every stage in the open, reading the loss before touching the weights.
   StepOutcome run_eager(const std::function<Batch()>& next_batch, double lr,
                         const StageHook& on_stage);
@@ -66,7 +70,7 @@ class TrainingStep {
                                     const torch::Tensor& lr);
 
   TransformerLM model_;
-  torch::optim::AdamW& optimizer_;
+  AdamW& optimizer_;
   std::vector<torch::Tensor> params_;
   int64_t accum_steps_;
   double max_norm_;

@@ -1,7 +1,8 @@
-#include "qkv/train/adamw_step.h"
+#include "qkv/train/adamw.h"
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -10,6 +11,7 @@
 #include <torch/nn/utils/clip_grad.h>
 
 #include "qkv/kernels/adamw_update.h"
+#include "qkv/runtime/torch_compat.h"
 
 namespace qkv {
 
@@ -101,15 +103,6 @@ std::vector<AdamWSpan> adamw_spans(torch::optim::AdamW& optimizer) {
   return spans;
 }
 
-// The whole step as one adamw_update over all parameters when flat_update_applies; false
-// (nothing done) otherwise.
-bool cpu_adamw_step(torch::optim::AdamW& optimizer) {
-  if (!flat_update_applies(optimizer)) return false;
-  torch::NoGradGuard no_grad;
-  adamw_update(adamw_spans(optimizer), 1.0f);
-  return true;
-}
-
 // Whether `params` with a gradient are exactly the optimizer's with one, and flat_update_applies:
 // then clipping and the step can share the passes.
 bool flat_clip_applies(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params) {
@@ -122,11 +115,17 @@ bool flat_clip_applies(torch::optim::AdamW& optimizer, const std::vector<torch::
   return clipped == stepped && std::adjacent_find(clipped.begin(), clipped.end()) == clipped.end();
 }
 
+// The step as one adamw_update over all parameters.
+void flat_update(torch::optim::AdamW& optimizer) {
+  torch::NoGradGuard no_grad;
+  adamw_update(adamw_spans(optimizer), 1.0f);
+}
+
 // clip_gradients then the step, as one pass that sums the gradients' squares and one that scales
 // and updates, each over all parameters at once: per parameter, the two took ~10 tensor ops and a
 // parallel_for each, most too small to split. With adamw_update's vectorised loop, the small
 // config's optimizer stage went from 3.5 to 0.95 ms (AMD EPYC, 2 threads).
-double flat_clip_and_adamw_step(torch::optim::AdamW& optimizer, double max_norm) {
+double flat_clip_and_update(torch::optim::AdamW& optimizer, double max_norm) {
   torch::NoGradGuard no_grad;
   const auto spans = adamw_spans(optimizer);
   const double norm = std::sqrt(gradient_sum_of_squares(spans));
@@ -136,102 +135,92 @@ double flat_clip_and_adamw_step(torch::optim::AdamW& optimizer, double max_norm)
   return norm;
 }
 
-}  // namespace
-
-namespace {
-
-// One group's parameters sharing one step count (the trainer steps them all together), so the
-// kernel reads one step tensor for all of them.
-struct FusedGroup : FusedAdamWGroup {
-  int64_t step = 0;
-  bool uniform_steps = true;
-};
-
-FusedGroup gather(torch::optim::AdamW& optimizer, torch::optim::OptimizerParamGroup& group) {
+// One group's stepped parameters as LibTorch's fused kernel takes them, each step count already
+// incremented, as a device scalar (one per distinct count: qkv steps all parameters together).
+FusedAdamWGroup gather(torch::optim::AdamW& optimizer, torch::optim::OptimizerParamGroup& group,
+                       bool count) {
   TORCH_CHECK(!static_cast<const AdamWOptions&>(group.options()).amsgrad(),
-              "adamw_step: amsgrad is not supported");
-  FusedGroup g;
+              "AdamW: amsgrad is not supported");
+  FusedAdamWGroup g;
+  std::map<int64_t, torch::Tensor> steps;
   for (auto& p : group.params()) {
     if (!p.grad().defined()) continue;
     auto& s = state_of(optimizer, p);
-    if (!g.params.empty() && s.step() != g.step) g.uniform_steps = false;
-    g.step = s.step();
     g.params.push_back(p);
     g.grads.push_back(p.grad());
     g.exp_avgs.push_back(s.exp_avg());
     g.exp_avg_sqs.push_back(s.exp_avg_sq());
+    if (!count) continue;
+    s.step(s.step() + 1);
+    auto& step = steps[s.step()];
+    if (!step.defined())
+      step = torch::full({}, double(s.step()),
+                         torch::TensorOptions().dtype(torch::kFloat32).device(p.device()));
+    g.steps.push_back(step);
   }
   return g;
 }
 
-void count_step(torch::optim::AdamW& optimizer, const FusedGroup& g) {
-  for (auto& p : g.params) {
-    auto& s = state_of(optimizer, p);
-    s.step(s.step() + 1);
-  }
-}
-
-void fused_group_step(torch::optim::AdamW& optimizer, FusedGroup& g, const AdamWOptions& o) {
-  if (g.params.empty()) return;
-  count_step(optimizer, g);
-  const auto step =
-      torch::full({}, double(g.step + 1),
-                  torch::TensorOptions().dtype(torch::kFloat32).device(g.params.front().device()));
-  g.steps.assign(g.params.size(), step);
-  const auto [beta1, beta2] = o.betas();
-  fused_adamw(g, o.lr(), beta1, beta2, o.weight_decay(), o.eps());
-}
-
-// LibTorch's fused kernel, which serves both kernel paths.
-void fused_adamw_step(torch::optim::AdamW& optimizer) {
-  torch::NoGradGuard no_grad;
-  std::vector<FusedGroup> groups;
-  for (auto& group : optimizer.param_groups()) groups.push_back(gather(optimizer, group));
-  // Parameters of one group at different step counts: never in qkv's own runs, where all step
-  // together; LibTorch's own step handles them, once for every group.
-  if (!std::all_of(groups.begin(), groups.end(),
-                   [](const FusedGroup& g) { return g.uniform_steps; }))
-    return void(optimizer.step());
-  for (size_t i = 0; i < groups.size(); ++i)
-    fused_group_step(optimizer, groups[i],
-                     static_cast<const AdamWOptions&>(optimizer.param_groups()[i].options()));
-}
-
 }  // namespace
 
-void adamw_step(torch::optim::AdamW& optimizer, KernelPath path) {
-  if (fused_adamw_available()) return fused_adamw_step(optimizer);
-  if (path == KernelPath::kFused && cpu_adamw_step(optimizer)) return;
-  optimizer.step();
+AdamW::Route AdamW::route_for(KernelPath path) {
+  return path == KernelPath::kFused && !fused_adamw_available() ? Route::kFlat : Route::kLibTorch;
 }
 
-double clip_and_adamw_step(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
-                           double max_norm, KernelPath path) {
-  if (!fused_adamw_available() && path == KernelPath::kFused &&
-      flat_clip_applies(optimizer, params))
-    return flat_clip_and_adamw_step(optimizer, max_norm);
+AdamW::AdamW(std::vector<torch::optim::OptimizerParamGroup> groups,
+             torch::optim::AdamWOptions defaults, Route route)
+    : torch::optim::AdamW(std::move(groups), std::move(defaults)), route_(route) {}
+
+torch::Tensor AdamW::step(LossClosure closure) {
+  TORCH_CHECK(!closure, "AdamW: a closure is not supported");
+  if (route_ == Route::kFlat && flat_update_applies(*this))
+    flat_update(*this);
+  else
+    libtorch_step();
+  return {};
+}
+
+double AdamW::clip_and_step(const std::vector<torch::Tensor>& params, double max_norm) {
+  if (route_ == Route::kFlat && flat_clip_applies(*this, params))
+    return flat_clip_and_update(*this, max_norm);
   const double norm = clip_gradients(params, max_norm);
-  adamw_step(optimizer, path);
+  step();
   return norm;
 }
 
-void adamw_step_on_device(torch::optim::AdamW& optimizer, const torch::Tensor& lr,
-                          torch::Tensor& step, const torch::Tensor& found_inf) {
+void AdamW::libtorch_step() {
+  if (!fused_adamw_available()) return void(torch::optim::AdamW::step());
+  torch::NoGradGuard no_grad;
+  for (auto& group : param_groups()) {
+    auto g = gather(*this, group, /*count=*/true);
+    if (g.params.empty()) continue;
+    const auto& o = static_cast<const AdamWOptions&>(group.options());
+    const auto [beta1, beta2] = o.betas();
+    fused_adamw(g, o.lr(), beta1, beta2, o.weight_decay(), o.eps());
+  }
+}
+
+void AdamW::step_on_device(const torch::Tensor& lr, torch::Tensor& step,
+                           const torch::Tensor& found_inf) {
   torch::NoGradGuard no_grad;
   step.add_(1.0 - found_inf);  // the count the kernel's bias corrections read
-  for (auto& group : optimizer.param_groups()) {
-    const auto& o = static_cast<const AdamWOptions&>(group.options());
-    FusedGroup g = gather(optimizer, group);
+  for (auto& group : param_groups()) {
+    auto g = gather(*this, group, /*count=*/false);
     if (g.params.empty()) continue;
     g.steps.assign(g.params.size(), step);
+    const auto& o = static_cast<const AdamWOptions&>(group.options());
     const auto [beta1, beta2] = o.betas();
     fused_adamw(g, lr, beta1, beta2, o.weight_decay(), o.eps(), found_inf);
   }
 }
 
-void count_adamw_step(torch::optim::AdamW& optimizer) {
-  if (!fused_adamw_available()) return;  // optimizer.step() and qkv's update count their own
-  for (auto& group : optimizer.param_groups()) count_step(optimizer, gather(optimizer, group));
+void AdamW::count_step() {
+  for (auto& group : param_groups())
+    for (auto& p : group.params())
+      if (p.grad().defined()) {
+        auto& s = state_of(*this, p);
+        s.step(s.step() + 1);
+      }
 }
 
 torch::Tensor clip_gradients_on_device(const std::vector<torch::Tensor>& params, double max_norm) {
