@@ -83,6 +83,8 @@ struct AttentionArgs {
 struct EmbedArgs {
   std::string checkpoint;
   std::vector<std::string> texts;
+  std::string senses;  // a probe file: many sentences per sense
+  std::string out = "embed";
   std::string word;
   int top_k = 3;
   bool json = false;

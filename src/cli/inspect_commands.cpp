@@ -1,6 +1,7 @@
 // `qkv attention`, `qkv embed` and `qkv report`: seeing what self-attention does.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -10,9 +11,11 @@
 #include "qkv/inspect/attention_probe.h"
 #include "qkv/inspect/attention_table.h"
 #include "qkv/inspect/contextual_embeddings.h"
+#include "qkv/inspect/sense_probe.h"
 #include "qkv/inspect/token_label.h"
 #include "qkv/io/file_bytes.h"
 #include "qkv/plot/attention_heatmap.h"
+#include "qkv/report/sense_plots.h"
 #include "qkv/report/training_report.h"
 #include "qkv/train/checkpoint.h"
 
@@ -72,8 +75,13 @@ void print_embed_table(const ContextualEmbeddingComparison& cmp) {
     std::printf("sentence %zu: %s   (\"%s\" = token %lld, %s)\n", o.sentence + 1, o.text.c_str(),
                 cmp.word.c_str(), (long long)o.position, token_label(o.piece).c_str());
   for (size_t p = 0; p < cmp.pairs.size(); ++p) {
-    std::printf("\ncosine similarity of \"%s\", sentence %zu vs %zu\n", cmp.word.c_str(),
-                cmp.pairs[p].first + 1, cmp.pairs[p].second + 1);
+    const auto& a = cmp.occurrences[cmp.pairs[p].first];
+    const auto& b = cmp.occurrences[cmp.pairs[p].second];
+    std::printf(
+        "\ncosine similarity of \"%s\", sentence %zu (token %lld) vs %zu (token %lld); raw "
+        "vectors, not centred: a single pair cannot remove what all sentences share\n",
+        cmp.word.c_str(), cmp.pairs[p].first + 1, (long long)a.position, cmp.pairs[p].second + 1,
+        (long long)b.position);
     std::printf("  %-12s %7s  %-20s  %s\n", "level", "vector", "", "added by the blocks");
     for (size_t l = 0; l < cmp.levels.size(); ++l) {
       const double u = cmp.update_cosine[p][l];
@@ -98,6 +106,102 @@ void print_embed_table(const ContextualEmbeddingComparison& cmp) {
       std::printf("\n");
     }
   }
+}
+
+std::string fixed(double v, int digits) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.*f", digits, v);
+  return s;
+}
+
+void print_senses_table(const SenseProbe& probe) {
+  std::string counts;
+  for (size_t s = 0; s < probe.senses.size(); ++s) {
+    const auto n = std::count(probe.sense_of.begin(), probe.sense_of.end(), int(s));
+    counts += (s ? ", " : "") + probe.senses[s] + " " + std::to_string(n);
+  }
+  std::printf("\"%s\" in %zu sentences (%s); %s\n", probe.word.c_str(), probe.sense_of.size(),
+              counts.c_str(),
+              probe.same_position
+                  ? ("at token position " + std::to_string(probe.occurrences[0].position) +
+                     " in every one: position cannot tell them apart")
+                        .c_str()
+                  : "at different positions: each position's mean is removed");
+  std::printf("the word's vector at each level, each position's mean removed (raw: as is)\n");
+  std::printf("  %-12s %9s %10s   %-23s %s\n", "level", "distance", "nearest", "cosine (centred)",
+              "cosine (raw)");
+  std::printf("  %-12s %9s %10s   %-11s %-11s %-11s %s\n", "", "ratio", "centroid", "within",
+              "between", "within", "between");
+  for (size_t l = 0; l < probe.levels.size(); ++l) {
+    const auto& m = probe.separation[l];
+    // Identical vectors (the static embedding, and positions at one place): no distance at all.
+    const std::string ratio = std::isnan(m.distance_ratio) ? "-" : fixed(m.distance_ratio, 2);
+    std::printf("  %-12s %9s %9.0f%%   %-11.3f %-11.3f %-11.3f %.3f\n", probe.levels[l].c_str(),
+                ratio.c_str(), 100 * m.nearest_centroid_accuracy, m.cosine_within, m.cosine_between,
+                m.raw_cosine_within, m.raw_cosine_between);
+  }
+  std::printf("\nwhat \"%s\" attends to, per sense (mean weight; position relative to the word)\n",
+              probe.word.c_str());
+  for (const auto& a : probe.attention)
+    for (size_t l = 0; l < a.top.size(); ++l)
+      for (size_t h = 0; h < a.top[l].size(); ++h) {
+        std::printf("  %-10s layer %zu head %zu:", a.sense.c_str(), l + 1, h + 1);
+        for (const auto& t : a.top[l][h])
+          std::printf("  %s(%lld) %.2f", token_label(t.piece).c_str(), (long long)t.position,
+                      t.weight);
+        std::printf("\n");
+      }
+}
+
+void print_senses_json(const SenseProbe& probe, const std::vector<std::string>& images) {
+  nlohmann::json j;
+  j["word"] = probe.word;
+  j["senses"] = probe.senses;
+  j["same_position"] = probe.same_position;
+  for (size_t i = 0; i < probe.occurrences.size(); ++i)
+    j["sentences"].push_back({{"sense", probe.senses[size_t(probe.sense_of[i])]},
+                              {"text", probe.occurrences[i].text},
+                              {"position", probe.occurrences[i].position}});
+  for (size_t l = 0; l < probe.levels.size(); ++l) {
+    const auto& m = probe.separation[l];
+    j["levels"].push_back({{"level", probe.levels[l]},
+                           {"distance_ratio", m.distance_ratio},
+                           {"nearest_centroid_accuracy", m.nearest_centroid_accuracy},
+                           {"cosine_within", m.cosine_within},
+                           {"cosine_between", m.cosine_between},
+                           {"raw_cosine_within", m.raw_cosine_within},
+                           {"raw_cosine_between", m.raw_cosine_between}});
+  }
+  for (const auto& a : probe.attention) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const auto& heads : a.top) {
+      nlohmann::json hs = nlohmann::json::array();
+      for (const auto& keys : heads) {
+        nlohmann::json ks = nlohmann::json::array();
+        for (const auto& t : keys)
+          ks.push_back({{"offset", t.position}, {"pieces", t.piece}, {"weight", t.weight}});
+        hs.push_back(std::move(ks));
+      }
+      layers.push_back(std::move(hs));
+    }
+    j["attention"][a.sense] = std::move(layers);
+  }
+  j["images"] = images;
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+}
+
+int run_embed_senses(const EmbedArgs& args) {
+  const auto sentences = read_sense_sentences(args.senses, args.word);  // before the load
+  auto ckpt = load_for_inference(args.checkpoint, args.runtime);
+  const auto probe = probe_senses(ckpt.model, *ckpt.tokenizer, sentences, args.word, args.top_k);
+  const auto images = write_sense_plots(probe, args.out);
+  if (args.json)
+    print_senses_json(probe, images);
+  else
+    print_senses_table(probe);
+  spdlog::info("wrote {} PCA plots ({}/{}_pca_static.png, .svg, ...)", images.size(), args.out,
+               args.word);
+  return 0;
 }
 
 }  // namespace
@@ -150,9 +254,10 @@ int run_attention(const AttentionArgs& args) {
 int run_embed(const EmbedArgs& args) {
   if (args.top_k <= 0)
     throw std::invalid_argument("--top-k must be positive, got " + std::to_string(args.top_k));
+  if (!args.senses.empty()) return run_embed_senses(args);
   if (args.texts.size() < 2)  // before the load: a usage error should fail at once
     throw std::invalid_argument("--text: give at least two sentences to compare, got " +
-                                std::to_string(args.texts.size()));
+                                std::to_string(args.texts.size()) + " (or --senses FILE)");
   auto ckpt = load_for_inference(args.checkpoint, args.runtime);
   const auto cmp =
       compare_contextual_embeddings(ckpt.model, *ckpt.tokenizer, args.texts, args.word, args.top_k);

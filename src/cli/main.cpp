@@ -213,7 +213,21 @@ CLI::App* add_embed(CLI::App& app, EmbedArgs& a) {
   auto* cmd = app.add_subcommand(
       "embed", "How one word's embedding changes with its context, layer by layer");
   cmd->add_option("checkpoint", a.checkpoint, "Checkpoint file or run directory")->required();
-  cmd->add_option("--text", a.texts, "A sentence holding the word (repeat: 2 or more)")->required();
+  auto* text =
+      cmd->add_option("--text", a.texts, "A sentence holding the word (repeat: 2 or more)");
+  auto* senses = cmd->add_option(
+      "--senses", a.senses,
+      "A file of sentences labelled by the word's sense (lines SENSE<TAB>SENTENCE, or "
+      "WORD<TAB>SENSE<TAB>SENTENCE). Reported per level, from the word's position-centred "
+      "vectors (each position's mean removed: the positional code every sentence shares there "
+      "would dominate): distance ratio = mean distance between senses / within a sense (1: no "
+      "sense shows); nearest centroid = share of sentences whose vector is closest to its own "
+      "sense's centroid, leaving it out; cosine within/between = mean pairwise cosine, centred "
+      "and raw. Draws the vectors' 2-D PCA per level, coloured by sense, into --out");
+  text->excludes(senses);
+  senses->excludes(text);
+  cmd->add_option("--out", a.out, "Directory for the PCA plots (with --senses)")
+      ->capture_default_str();
   cmd->add_option("--word", a.word, "The word to follow")->required();
   cmd->add_option("--top-k", a.top_k, "Attended tokens to list per layer")->capture_default_str();
   cmd->add_flag("--json", a.json, "Print one JSON object");

@@ -143,7 +143,7 @@ const std::vector<ConfigField>& config_schema() {
        }},
 
       string_field("tokenizer.kind", [](Config& c) -> std::string& { return c.tokenizer.kind; },
-                   {"char", "sentencepiece"}),
+                   {"char", "word", "sentencepiece"}),
       string_field("tokenizer.model_file",
                    [](Config& c) -> std::string& { return c.tokenizer.model_file; }),
       int_field(
@@ -182,6 +182,8 @@ const std::vector<ConfigField>& config_schema() {
       real_field(
           "data.val_fraction", [](Config& c) -> double& { return c.data.val_fraction; }, 0, 1,
           false),
+      string_field("data.generate", [](Config& c) -> std::string& { return c.data.generate; },
+                   {"none", "senses"}),
 
       int_field(
           "train.batch_size", [](Config& c) -> int64_t& { return c.train.batch_size; }, 1),

@@ -16,10 +16,12 @@
 
 #include "qkv/data/json_integer.h"
 #include "qkv/data/parallel_encoder.h"
+#include "qkv/data/sense_corpus.h"
 #include "qkv/data/text_chunk_reader.h"
 #include "qkv/io/sha256.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
+#include "qkv/tokenizer/word_tokenizer.h"
 
 namespace qkv {
 
@@ -31,12 +33,18 @@ namespace {
 // 2: meta.json records each token file's identity.
 constexpr int kFormatVersion = 2;
 // Where a file's validation part starts: the last val_fraction of its bytes, moved forward to
-// the start of a UTF-8 character. For ASCII this is nanoGPT's int(n * 0.9) split exactly.
-int64_t split_point(const std::string& path, int64_t size, double val_fraction) {
+// the start of a UTF-8 character (for ASCII, nanoGPT's int(n * 0.9) split exactly), or with
+// `at_line` to the start of a line (a word tokenizer must not see half a word).
+int64_t split_point(const std::string& path, int64_t size, double val_fraction, bool at_line) {
   auto split = static_cast<int64_t>(static_cast<double>(size) * (1.0 - val_fraction));
   std::ifstream in(path, std::ios::binary);
-  in.seekg(split);
+  in.seekg(split - (at_line && split > 0 ? 1 : 0));
   char c;
+  if (at_line) {
+    if (split > 0 && in.get(c) && c == '\n') return split;  // a line starts here already
+    while (split < size && in.get(c) && c != '\n') ++split;
+    return std::min(split + 1, size);
+  }
   while (split < size && in.get(c) && (static_cast<unsigned char>(c) & 0xC0) == 0x80) ++split;
   return split;
 }
@@ -132,6 +140,15 @@ std::unique_ptr<Tokenizer> build_tokenizer(const Config& config,
     }
     return std::make_unique<CharTokenizer>(builder.build());
   }
+  if (t.kind == "word") {
+    WordTokenizer::VocabularyBuilder builder;
+    for (const auto& f : files) {
+      TextChunkReader reader(f, 0, static_cast<int64_t>(fs::file_size(f)));
+      std::string chunk;
+      while (reader.next(&chunk)) builder.add(chunk);
+    }
+    return std::make_unique<WordTokenizer>(builder.build());
+  }
   if (!t.model_file.empty())
     return std::make_unique<SentencePieceTokenizer>(
         SentencePieceTokenizer::load_model_file(t.model_file));
@@ -216,6 +233,13 @@ std::shared_ptr<TokenFile> DatasetMeta::open_checked(const std::string& split) c
 
 PrepareResult prepare_data(const Config& config, const ProgressCallback& progress) {
   const std::string dir = config.data.dir;
+  if (config.data.generate == "senses") {
+    if (config.data.files.size() != 1)
+      throw std::invalid_argument("data.files: data.generate senses writes one file; got " +
+                                  std::to_string(config.data.files.size()));
+    write_sense_corpus_if_missing(config.data.files.front(),
+                                  static_cast<uint64_t>(config.runtime.seed));
+  }
   const auto files = resolve_data_files(config.data.files);
   int64_t total = 0;
   std::string names;
@@ -260,7 +284,8 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
   encoding.threads = static_cast<int>(config.runtime.threads);
   for (const auto& f : files) {
     const auto size = static_cast<int64_t>(fs::file_size(f));
-    const int64_t split = split_point(f, size, config.data.val_fraction);
+    const int64_t split =
+        split_point(f, size, config.data.val_fraction, config.tokenizer.kind == "word");
     for (auto [begin, end, writer] :
          {std::tuple{int64_t{0}, split, &train}, std::tuple{split, size, &val}}) {
       encode_file_in_parallel(*tokenizer, f, begin, end, encoding,

@@ -112,6 +112,10 @@ void add_tokenizer_files(const Checkpoint& ckpt, std::map<std::string, std::stri
   const Tokenizer& tok = *ckpt.tokenizer;
   json config = {{"model_max_length", ckpt.config.model.block_size},
                  {"clean_up_tokenization_spaces", false}};
+  if (tok.kind() == "word")
+    throw ExportError(
+        "the word tokenizer has no Hugging Face tokenizer.json counterpart in qkv yet; export "
+        "the model as safetensors instead");
   if (tok.kind() == "char") {
     for (TokenId id = 0; id < tok.vocab_size(); ++id)
       if (tok.encode(tok.piece(id)) != std::vector<TokenId>{id})

@@ -33,8 +33,8 @@ std::string quoted(const std::string& s) {
   return "\"" + s + "\"";
 }
 
-// Where `word` sits in sentence `s`, in tokens: the token holding its last byte (the first
-// occurrence when it occurs more than once).
+}  // namespace
+
 WordOccurrence locate_word(const Tokenizer& tokenizer, const std::vector<TokenId>& ids,
                            const std::string& text, size_t s, const std::string& word,
                            const std::string& what) {
@@ -66,6 +66,8 @@ WordOccurrence locate_word(const Tokenizer& tokenizer, const std::vector<TokenId
   occ.piece = tokenizer.piece(ids[static_cast<size_t>(occ.position)]);
   return occ;
 }
+
+namespace {
 
 // Per layer, the `top_k` keys position `p` attends to most, heads averaged.
 std::vector<std::vector<AttendedToken>> top_attended(const Inspection& capture, int64_t p,

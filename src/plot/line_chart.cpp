@@ -72,7 +72,8 @@ bool fit_frame(const std::vector<ChartSeries>& series, const LineChartOptions& o
     y0 = f.log_y ? y0 / 2 : y0 - pad;
     y1 += f.log_y ? y1 : pad;
   }
-  f.x0 = x0, f.x1 = x1;
+  const double xpad = (x1 - x0) * options.x_pad;
+  f.x0 = x0 - xpad, f.x1 = x1 + xpad;
   f.ly0 = f.fy(y0), f.ly1 = f.fy(y1);
   const double ypad = (f.ly1 - f.ly0) * 0.05;
   f.ly0 -= ypad, f.ly1 += ypad;
@@ -144,7 +145,7 @@ void draw_series(CairoCanvas& canvas, const ChartFrame& f, const std::vector<Cha
     canvas.set_rgb(s.rgb);
     cairo_set_line_width(cr, s.line_width);
     bool pen_down = false;
-    for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+    for (size_t i = 0; s.line_width > 0 && i < s.x.size() && i < s.y.size(); ++i) {
       if (!f.usable(s.y[i])) {
         pen_down = false;
         continue;

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <sstream>
 #include <utility>
 
@@ -257,6 +259,44 @@ std::string attention_section(const std::string& text, const std::string& figure
          figures + "</section>\n";
 }
 
+// Where a PCA plot's level stands among the others: static, positions, layer1.., final_norm.
+int level_rank(const std::string& level) {
+  if (level == "static") return 0;
+  if (level == "positions") return 1;
+  if (level.rfind("layer", 0) == 0) return 2 + std::atoi(level.c_str() + 5);
+  return 1 << 20;
+}
+
+// The PCA plots `qkv embed --senses ... --out RUN_DIR/embed` left in the run directory, by word
+// and level; empty when there are none.
+std::string senses_section(const std::string& run_dir) {
+  const fs::path dir = fs::path(run_dir) / "embed";
+  std::map<std::string, std::map<int, fs::path>> plots;  // word -> level rank -> file
+  if (fs::is_directory(dir))
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const std::string name = entry.path().filename().string();
+      const size_t at = name.find("_pca_");
+      if (entry.path().extension() != ".png" || at == std::string::npos) continue;
+      const std::string level = entry.path().stem().string().substr(at + 5);
+      plots[name.substr(0, at)][level_rank(level)] = entry.path();
+    }
+  if (plots.empty()) return "";
+  std::string html =
+      "<section id=\"senses\"><h2>One word, many contexts</h2>\n<p>Each dot is the word's "
+      "vector in one probe sentence, coloured by the sense its context gives it, on the first two "
+      "principal components of the vectors (each position's mean removed), at every level of the "
+      "model: the static embedding cannot tell the senses apart; attention can. Written by "
+      "<code>qkv embed --senses</code>.</p>\n";
+  for (const auto& [word, levels] : plots) {
+    html += "<h3>" + html_escape(word) + "</h3>\n<div class=\"pca\">";
+    for (const auto& [rank, path] : levels)
+      html += png_img(read_file_bytes(path.string()),
+                      word + ", " + path.stem().string().substr(word.size() + 5), "width=\"420\"");
+    html += "</div>\n";
+  }
+  return html + "</section>\n";
+}
+
 std::string page_end(const Config& config) {
   return "<section id=\"config\"><h2>Resolved config</h2>\n<pre>" + html_escape(config.to_yaml()) +
          "</pre></section>\n" + R"(<script>
@@ -299,7 +339,7 @@ std::string write_training_report(const std::string& run_dir,
                            charts_sections(render_run_charts(metrics)) +
                            sample_section(options, ckpt.path, sample.text) +
                            attention_section(text, attention_figures(ckpt, ids, text)) +
-                           page_end(ckpt.config);
+                           senses_section(run_dir) + page_end(ckpt.config);
   const std::string path = run_dir + "/report.html";
   write_file_atomically(path, html);
   return path;

@@ -5,6 +5,7 @@
 
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
+#include "qkv/tokenizer/word_tokenizer.h"
 
 namespace qkv {
 
@@ -31,8 +32,9 @@ std::vector<TokenId> Tokenizer::encode_from(std::string_view text,
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& kind, const std::string& bytes) {
   if (kind == "char") return std::make_unique<CharTokenizer>(bytes);
   if (kind == "sentencepiece") return std::make_unique<SentencePieceTokenizer>(bytes);
+  if (kind == "word") return std::make_unique<WordTokenizer>(WordTokenizer::deserialize(bytes));
   throw std::invalid_argument("unknown tokenizer kind '" + kind +
-                              "' (expected 'char' or 'sentencepiece')");
+                              "' (expected 'char', 'word' or 'sentencepiece')");
 }
 
 std::string tokenizer_file_bytes(const Tokenizer& tokenizer) {

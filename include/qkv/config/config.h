@@ -28,7 +28,7 @@ std::string to_string(ComputeDtype dtype);
 ComputeDtype compute_dtype_from_string(const std::string& name);  // throws std::invalid_argument
 
 struct TokenizerConfig {
-  std::string kind = "char";  // "char" or "sentencepiece"
+  std::string kind = "char";  // "char", "word" (tokenizer/word_tokenizer.h) or "sentencepiece"
   std::string model_file;     // an existing SentencePiece .model to use instead of training one
   int64_t vocab_size = 2000;  // SentencePiece only; char takes the corpus's characters
   std::string model_type = "bpe";
@@ -41,6 +41,10 @@ struct DataConfig {
   std::vector<std::string> files;  // paths or globs
   std::string dir;                 // where train.bin, val.bin and meta.json go
   double val_fraction = 0.1;       // the last fraction of each file
+  // "senses": data.files is one file that prepare writes when it is missing, the corpus made for
+  // the contextual-embedding lesson (data/sense_corpus.h), seeded by runtime.seed. "none": the
+  // files are the user's.
+  std::string generate = "none";
 };
 
 struct TrainConfig {

@@ -21,6 +21,13 @@ struct WordOccurrence {
   int occurrences_in_sentence = 1;  // the first is used
 };
 
+// Where `word` sits in sentence `s` (`text`, encoded as `ids`), in tokens: the token holding its
+// last byte (the first occurrence when it occurs more than once). Throws InvalidOption (word)
+// naming `what` when the word does not occur there as a whole word.
+WordOccurrence locate_word(const Tokenizer& tokenizer, const std::vector<TokenId>& ids,
+                           const std::string& text, size_t s, const std::string& word,
+                           const std::string& what);
+
 // One attended key: which token a query looked at, and how much.
 struct AttendedToken {
   int64_t position = 0;

@@ -12,8 +12,8 @@ struct ChartSeries {
   std::vector<double> x;
   std::vector<double> y;
   unsigned rgb = 0x1f77b4;  // 0xRRGGBB
-  double line_width = 1.5;
-  bool markers = false;  // dots at the points: for sparse series such as evaluations
+  double line_width = 1.5;  // 0: no line (with markers, a scatter plot)
+  bool markers = false;     // dots at the points: for sparse series such as evaluations
 };
 
 struct LineChartOptions {
@@ -23,6 +23,7 @@ struct LineChartOptions {
   bool log_y = false;  // non-positive values are left out on a log axis
   int width = 760;
   int height = 320;
+  double x_pad = 0;  // fraction of the x range added at each end (a scatter's edge points)
 };
 
 // A line chart with axes, "nice" ticks (1, 2, 5 x 10^k), grid lines and a legend. Returns the
