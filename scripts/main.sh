@@ -32,7 +32,7 @@ echo "main: open $run_dir/report.html for the loss curves, a sample and the atte
 
 # The lesson itself needs a corpus where a word's sense decides what follows it (Shakespeare
 # has no money banks) and one token per word: configs/senses.yaml generates one and trains in
-# about a minute. The probe's context words never stood before the ambiguous word in training.
+# about 20 s. The probe's context words never stood before the ambiguous word in training.
 senses=configs/senses.yaml
 senses_run="$(grep -E '^\s*out_dir:' "$senses" | head -1 | awk '{print $2}')"
 senses_data="$(grep -E '^\s*dir:' "$senses" | head -1 | awk '{print $2}')"
@@ -46,4 +46,5 @@ for word in bank apple; do
   "$qkv" embed "$senses_run" --senses "$senses_data/corpus.probe.tsv" --word "$word" \
     --out "$senses_run/embed"
 done
-echo "main: PCA plots of each level in $senses_run/embed/"
+"$qkv" report "$senses_run" > /dev/null
+echo "main: PCA plots of each level in $senses_run/embed/, and in $senses_run/report.html"

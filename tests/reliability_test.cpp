@@ -245,6 +245,11 @@ TEST(Reliability, ErrorsNameTheFileKeyOrValue) {
   EXPECT_ONE_LINE(out, 1,
                   "cannot create directories " + (dir / "a_file/maps") + ": Not a directory");
   EXPECT_EQ(out.err.find("filesystem error"), std::string::npos) << out.err;
+  const auto exported =
+      qkv_cli("export " + (dir / "run") + " --format safetensors --out " + (dir / "a_file/model"));
+  EXPECT_ONE_LINE(exported, 1,
+                  (dir / "a_file/model") + ": " + (dir / "a_file") + " is a file, not a directory");
+  EXPECT_EQ(exported.err.find("filesystem error"), std::string::npos) << exported.err;
   // A token file whose ids exceed the vocabulary (its meta.json updated to match it).
   const auto meta = qkv::DatasetMeta::load(dir / "data");
   std::string train = qkv::read_file_bytes(meta.train_path());

@@ -73,7 +73,10 @@ void detail::write_export_directory(const std::string& out_dir,
   const fs::path out = fs::path(out_dir).lexically_normal();
   std::error_code ec;
   const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  fs::create_directories(parent, ec);
+  if (fs::exists(parent, ec) && !fs::is_directory(parent, ec))
+    throw ExportError(out_dir + ": " + parent.string() + " is a file, not a directory");
+  if (fs::create_directories(parent, ec); ec)
+    throw ExportError(out_dir + ": cannot create " + parent.string() + ": " + ec.message());
   remove_dead_writers_staging(parent);
   const fs::path staging =
       parent / ("." + out.filename().string() + ".partial-" + std::to_string(::getpid()));
@@ -82,6 +85,10 @@ void detail::write_export_directory(const std::string& out_dir,
     for (const auto& [name, bytes] : files) write_file_atomically((staging / name).string(), bytes);
     // rename(2) replaces an empty directory, so an empty out_dir is taken over too.
     fs::rename(staging, out);
+  } catch (const fs::filesystem_error& e) {  // in qkv's words, not the library's
+    fs::remove_all(staging, ec);
+    throw ExportError(out_dir + ": cannot write the export: " + e.path1().string() + ": " +
+                      e.code().message());
   } catch (const std::exception& e) {
     fs::remove_all(staging, ec);
     throw ExportError(out_dir + ": cannot write the export: " + e.what());
