@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include <spdlog/spdlog.h>
@@ -117,36 +118,39 @@ json fingerprint(const Config& config, const std::vector<std::string>& files) {
           {"val_fraction", config.data.val_fraction}};
 }
 
+// Every chunk of every file (chunks end at a newline) with its byte offset in the file.
+void for_each_chunk(const std::vector<std::string>& files,
+                    const std::function<void(const std::string& file, const std::string& chunk,
+                                             int64_t offset)>& visit) {
+  for (const auto& f : files) {
+    TextChunkReader reader(f, 0, static_cast<int64_t>(fs::file_size(f)));
+    std::string chunk;
+    for (int64_t offset = 0; reader.next(&chunk); offset += static_cast<int64_t>(chunk.size()))
+      visit(f, chunk, offset);
+  }
+}
+
 std::unique_ptr<Tokenizer> build_tokenizer(const Config& config,
                                            const std::vector<std::string>& files,
                                            const std::string& dir) {
   const auto& t = config.tokenizer;
   if (t.kind == "char") {
     CharTokenizer::VocabularyBuilder builder;
-    for (const auto& f : files) {
-      TextChunkReader reader(f, 0, static_cast<int64_t>(fs::file_size(f)));
-      std::string chunk;
-      int64_t offset = 0;  // of the chunk in the file, so an error names the byte in the file
-      while (reader.next(&chunk)) {
-        try {
-          builder.add(chunk);
-        } catch (const std::invalid_argument& e) {
-          throw std::invalid_argument(
-              f + ": expected UTF-8 text: " + e.what() +
-              (offset > 0 ? " (counted from byte " + std::to_string(offset) + ")" : ""));
-        }
-        offset += static_cast<int64_t>(chunk.size());
+    for_each_chunk(files, [&](const std::string& f, const std::string& chunk, int64_t offset) {
+      try {
+        builder.add(chunk);
+      } catch (const std::invalid_argument& e) {  // the error names the byte in the file
+        throw std::invalid_argument(
+            f + ": expected UTF-8 text: " + e.what() +
+            (offset > 0 ? " (counted from byte " + std::to_string(offset) + ")" : ""));
       }
-    }
+    });
     return std::make_unique<CharTokenizer>(builder.build());
   }
   if (t.kind == "word") {
     WordTokenizer::VocabularyBuilder builder;
-    for (const auto& f : files) {
-      TextChunkReader reader(f, 0, static_cast<int64_t>(fs::file_size(f)));
-      std::string chunk;
-      while (reader.next(&chunk)) builder.add(chunk);
-    }
+    for_each_chunk(
+        files, [&](const std::string&, const std::string& chunk, int64_t) { builder.add(chunk); });
     return std::make_unique<WordTokenizer>(builder.build());
   }
   if (!t.model_file.empty())

@@ -49,7 +49,6 @@ std::string RunDirectory::recorded_run_id() const {
 
 void RunDirectory::begin(const Config& config, const std::string& run_id, int64_t resumed_from,
                          spdlog::logger& log) {
-  begun_ = true;
   write_file_atomically(file("run_id"), run_id + "\n");
   write_file_atomically(file("config.yaml"), config.to_yaml());
   const std::string metrics_path = file("metrics.jsonl");

@@ -47,7 +47,6 @@ class RunDirectory {
   // moves `log` from the early sink to train.log.
   void begin(const Config& config, const std::string& run_id, int64_t resumed_from,
              spdlog::logger& log);
-  bool begun() const { return begun_; }
 
   // Records reach metrics.jsonl about once a second and at every flush_metrics() (before each
   // checkpoint: a resumed run keeps the records up to its checkpoint's step, so they must all be
@@ -62,7 +61,6 @@ class RunDirectory {
   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> early_log_;
   std::ofstream metrics_;
   std::chrono::steady_clock::time_point flushed_;
-  bool begun_ = false;
 };
 
 // A new run's id: 16 random hexadecimal digits.
