@@ -20,7 +20,9 @@ packages=(
   libcairo2-dev            # draws heatmaps and charts (PNG, SVG)
   fonts-dejavu-core        # the plots' font; has the symbols that label space and newline tokens
   libgtest-dev libgmock-dev
+  libcpp-httplib-dev       # qkv serve's HTTP server
   chromium                 # the report test opens report.html headless and screenshots it
+  chromium-driver python3-selenium   # the serve test drives the explorer page in a browser
   python3-torch            # PyTorch 1.13, the independent reference for numerics checks
 )
 

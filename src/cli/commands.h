@@ -9,6 +9,7 @@
 #include "qkv/kernels/packed_weight.h"
 #include "qkv/report/training_report.h"
 #include "qkv/runtime/runtime_setup.h"
+#include "qkv/serve/server.h"
 
 namespace qkv {
 struct Checkpoint;
@@ -103,6 +104,12 @@ struct ExportArgs {
   std::string out;
 };
 
+struct ServeArgs {
+  std::string checkpoint;  // run directory, file or safetensors export
+  ServerOptions server;
+  int threads = 0;
+};
+
 int run_prepare(const PrepareArgs& args);
 int run_export(const ExportArgs& args);
 int run_attention(const AttentionArgs& args);
@@ -112,6 +119,7 @@ int run_bench(const BenchArgs& args);
 int run_generate(const GenerateArgs& args);
 int run_eval(const EvalArgs& args);
 int run_train(const TrainArgs& args);
+int run_serve(const ServeArgs& args);
 
 // Loads a checkpoint (file or run directory) onto the device in eval mode, after start_runtime,
 // its linear weights packed in `weights` (fp32, bf16 or int8; the last two on the CPU only).

@@ -156,6 +156,31 @@ CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
   return cmd;
 }
 
+CLI::App* add_serve(CLI::App& app, ServeArgs& a) {
+  auto& o = a.server;
+  auto* cmd = app.add_subcommand(
+      "serve", "The explorer page and an OpenAI-compatible API (/v1/completions) over a model");
+  cmd->add_option("checkpoint", a.checkpoint, "Run directory (all its checkpoints) or checkpoint")
+      ->required();
+  cmd->add_option("--host", o.host, "Address to listen on; another than loopback is logged")
+      ->capture_default_str();
+  cmd->add_option("--port", o.port, "Port; 0 = any free one (logged)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  cmd->add_option("--api-key", o.api_key,
+                  "Require 'Authorization: Bearer KEY' on /v1/ and /api/ (the page asks for it)");
+  cmd->add_option("--max-tokens", o.max_tokens, "The most tokens a completion may ask for")
+      ->check(kTokenCount)
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes", o.max_body_bytes, "Larger request bodies get 413")
+      ->check(CLI::Range(size_t(1024), size_t(1) << 30))
+      ->capture_default_str();
+  cmd->add_option("--threads", a.threads, "Compute threads; 0 = every core")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  return cmd;
+}
+
 CLI::App* add_eval(CLI::App& app, EvalArgs& a) {
   auto* cmd = app.add_subcommand("eval", "Perplexity of a checkpoint on text");
   cmd->add_option("checkpoint", a.checkpoint, "Checkpoint file or run directory (best.pt)")
@@ -346,6 +371,7 @@ int main(int argc, char** argv) {
   EmbedArgs embed;
   ReportArgs report;
   ExportArgs export_args;
+  ServeArgs serve;
   auto* prepare_cmd = add_prepare(app, prepare);
   auto* train_cmd = add_train(app, train);
   auto* generate_cmd = add_generate(app, generate);
@@ -355,6 +381,7 @@ int main(int argc, char** argv) {
   auto* embed_cmd = add_embed(app, embed);
   auto* report_cmd = add_report(app, report);
   auto* export_cmd = add_export(app, export_args);
+  auto* serve_cmd = add_serve(app, serve);
   app.set_version_flag("--version", [] {
     return std::string("qkv ") + QKV_VERSION + "\nLibTorch " + qkv::libtorch_version() + "\nBLAS " +
            qkv::describe_blas();
@@ -384,6 +411,7 @@ int main(int argc, char** argv) {
     if (*embed_cmd) return run_embed(embed);
     if (*report_cmd) return run_report(report);
     if (*export_cmd) return run_export(export_args);
+    if (*serve_cmd) return run_serve(serve);
   } catch (const std::exception& e) {
     // Under qkv's own launcher a lost rank is reported once, by the launcher, naming the rank
     // that left: the others' collective errors (Gloo's text) would say it again, worse.
