@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Fuzzes what qkv parses from untrusted bytes with libFuzzer (clang, AddressSanitizer and UBSan):
 # the config loader, a tokenizer's serialized form, checkpoint metadata, token files with their
-# meta.json, metrics.jsonl and safetensors files. Each target starts from its committed seeds in fuzz/corpus/ and
+# meta.json, metrics.jsonl, safetensors files and qkv serve's completion requests. Each target starts from its committed seeds in fuzz/corpus/ and
 # runs for SECONDS (default 60); what it adds goes to build-fuzz/corpus/, never the seeds.
 # Prints executions per second per target and exits non-zero on a finding (the crashing input is
 # left in build-fuzz/findings/).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: config tokenizer checkpoint_meta
 #                                                       token_file metrics safetensors
+#                                                       completion_request
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,7 +15,8 @@ build_dir="${QKV_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(config tokenizer checkpoint_meta token_file metrics safetensors)
+[ "${#targets[@]}" -gt 0 ] || targets=(config tokenizer checkpoint_meta token_file metrics safetensors
+  completion_request)
 
 if ! command -v clang++ > /dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a > /dev/null 2>&1; then
   sudo=()

@@ -48,3 +48,6 @@ for word in bank apple; do
 done
 "$qkv" report "$senses_run" > /dev/null
 echo "main: PCA plots of each level in $senses_run/embed/, and in $senses_run/report.html"
+echo "main: to explore either model in the browser (attention of every head, the formula with its"
+echo "      numbers, generation, embeddings) or call it as an OpenAI-compatible API:"
+echo "      $qkv serve $run_dir     then open http://127.0.0.1:8080/"

@@ -4,25 +4,12 @@
 #include <string>
 #include <vector>
 
+#include "qkv/generate/generation_options.h"
 #include "qkv/generate/token_sampler.h"
 #include "qkv/model/transformer_lm.h"
 #include "qkv/tokenizer/tokenizer.h"
 
 namespace qkv {
-
-struct GenerationOptions {
-  int64_t max_new_tokens = 500;
-  SamplingOptions sampling;
-  std::vector<std::string> stop;  // generation ends at the first of these (not emitted)
-  bool use_kv_cache = true;
-  // Past the context: keep the newest `context_keep` of it and go on (0 < x < 1: the model sees
-  // between that part and all of the context, fast), or 1: slide one token at a time and
-  // recompute the window at every token (the model always sees a full context, slow). See
-  // IncrementalDecoder.
-  double context_keep = 0.5;
-
-  void validate() const;  // throws std::invalid_argument naming the option
-};
 
 struct GenerationResult {
   std::string text;             // the generated text (prompt excluded, stop string excluded)

@@ -3,19 +3,10 @@
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
 
+#include "qkv/generate/generation_options.h"
 #include "qkv/tokenizer/token_id.h"
 
 namespace qkv {
-
-struct SamplingOptions {
-  double temperature = 1.0;  // 0 = greedy (argmax)
-  int64_t top_k = 0;         // 0 = no top-k filter
-  double top_p = 1.0;        // 1 = no nucleus filter
-  uint64_t seed = 1337;
-
-  // Throws std::invalid_argument naming the option and the accepted range.
-  void validate() const;
-};
 
 // Picks the next token from logits: temperature, then top-k, then top-p (the order Hugging Face
 // applies them), then a draw from the remaining distribution with its own seeded generator, so

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "qkv/generate/text_generator.h"
+#include "qkv/generate/generation_options.h"
 
 namespace qkv {
 
