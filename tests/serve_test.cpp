@@ -82,7 +82,9 @@ TEST(CompletionRequest, EachBadFieldIsA400NamingIt) {
           << body << ": " << e.what();
     }
   }
-  for (const char* body : {"{", "[1, 2]", "\"text\"", ""}) {
+  // The last: a number beyond a double, which nlohmann's parser reports as out_of_range (found
+  // by fuzzing).
+  for (const char* body : {"{", "[1, 2]", "\"text\"", "", "{\"max_tokens\": 4e0222222222222}"}) {
     try {
       qkv::parse_json_body(body);
       ADD_FAILURE() << body << " was accepted";

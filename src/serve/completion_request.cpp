@@ -95,7 +95,7 @@ json parse_json_body(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number beyond a double (1e999)
     bad("the body is not JSON: " + std::string(e.what()));
   }
   if (!j.is_object()) bad(std::string("the body must be a JSON object, got ") + type_name(j));
