@@ -14,6 +14,7 @@ packages=(
   libopenblas0-openmp      # fast BLAS (the reference one is ~30x slower) on LibTorch's OpenMP pool
   libopenblas-dev
   libsentencepiece-dev     # tokenizer (loaded as a plugin: see src/plugin/)
+  libpcre2-dev             # GPT-2's byte-level BPE: its pattern's Unicode classes
   libspdlog-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgloo-dev              # Gloo headers: data-parallel training on CPU (c10d ProcessGroupGloo)
   iproute2                 # ip netns: the two-host data-parallel test

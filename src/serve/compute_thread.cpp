@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <future>
+#include <memory>
 
 #include <torch/torch.h>
 
@@ -19,16 +20,18 @@ ComputeThread::~ComputeThread() {
 }
 
 void ComputeThread::run(const std::function<void()>& job) {
-  std::promise<void> done;
-  auto finished = done.get_future();
+  // The promise is shared with the queued job: set_value() may still be touching it when the
+  // caller, woken, returns, so the caller's frame must not own it.
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    jobs_.push_back([&] {
+    jobs_.push_back([&job, done] {
       try {
-        job();
-        done.set_value();
+        job();  // `job` lives in the caller's frame, which waits until this has returned
+        done->set_value();
       } catch (...) {
-        done.set_exception(std::current_exception());
+        done->set_exception(std::current_exception());
       }
     });
   }

@@ -3,6 +3,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "qkv/tokenizer/byte_level_bpe_tokenizer.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
 #include "qkv/tokenizer/word_tokenizer.h"
@@ -33,8 +34,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& kind, const std::st
   if (kind == "char") return std::make_unique<CharTokenizer>(bytes);
   if (kind == "sentencepiece") return std::make_unique<SentencePieceTokenizer>(bytes);
   if (kind == "word") return std::make_unique<WordTokenizer>(WordTokenizer::deserialize(bytes));
+  if (kind == "bpe")
+    return std::make_unique<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::deserialize(bytes));
   throw std::invalid_argument("unknown tokenizer kind '" + kind +
-                              "' (expected 'char', 'word' or 'sentencepiece')");
+                              "' (expected 'char', 'word', 'sentencepiece' or 'bpe')");
 }
 
 std::string tokenizer_file_bytes(const Tokenizer& tokenizer) {
