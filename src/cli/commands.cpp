@@ -18,6 +18,7 @@
 #include "qkv/distributed/local_launcher.h"
 #include "qkv/eval/perplexity_evaluator.h"
 #include "qkv/export/model_export.h"
+#include "qkv/export/model_import.h"
 #include "qkv/generate/text_generator.h"
 #include "qkv/io/file_bytes.h"
 #include "qkv/kernels/packed_linear.h"
@@ -289,6 +290,19 @@ int run_eval(const EvalArgs& args) {
   const auto data = read_eval_tokens(args.data, *ckpt.tokenizer);
   print_perplexity(args, ckpt,
                    evaluate_perplexity(ckpt.model, data.tokens, data.bytes, args.options));
+  return 0;
+}
+
+int run_import(const ImportArgs& args) {
+  check_export_target(args.out);  // before reading a large model
+  const auto ckpt = import_hugging_face_gpt2(args.dir);
+  write_imported_run(ckpt, args.out);
+  const auto& m = ckpt.config.model;
+  spdlog::info(
+      "imported {} (GPT-2: {} layers, {} heads, d_model {}, context {}, vocabulary {}, "
+      "{}, {} head) into {}/best.pt",
+      args.dir, m.n_layer, m.n_head, m.d_model, m.block_size, m.vocab_size, m.activation,
+      m.tie_weights ? "tied" : "untied", args.out);
   return 0;
 }
 

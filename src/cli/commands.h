@@ -104,6 +104,11 @@ struct ExportArgs {
   std::string out;
 };
 
+struct ImportArgs {
+  std::string dir;  // a Hugging Face GPT-2 directory
+  std::string out;  // the run directory to write
+};
+
 struct ServeArgs {
   std::string checkpoint;  // run directory, file or safetensors export
   ServerOptions server;
@@ -120,6 +125,7 @@ int run_generate(const GenerateArgs& args);
 int run_eval(const EvalArgs& args);
 int run_train(const TrainArgs& args);
 int run_serve(const ServeArgs& args);
+int run_import(const ImportArgs& args);
 
 // Loads a checkpoint (file or run directory) onto the device in eval mode, after start_runtime,
 // its linear weights packed in `weights` (fp32, bf16 or int8; the last two on the CPU only).

@@ -156,6 +156,18 @@ CLI::App* add_generate(CLI::App& app, GenerateArgs& a) {
   return cmd;
 }
 
+CLI::App* add_import(CLI::App& app, ImportArgs& a) {
+  auto* cmd = app.add_subcommand(
+      "import", "A Hugging Face GPT-2 directory (GPT2LMHeadModel, safetensors) as a qkv run");
+  cmd->add_option("dir", a.dir,
+                  "Directory with config.json, model.safetensors, vocab.json and "
+                  "merges.txt (or tokenizer.json)")
+      ->required();
+  cmd->add_option("--out", a.out, "Run directory to write (must not exist or be empty)")
+      ->required();
+  return cmd;
+}
+
 CLI::App* add_serve(CLI::App& app, ServeArgs& a) {
   auto& o = a.server;
   auto* cmd = app.add_subcommand(
@@ -372,6 +384,7 @@ int main(int argc, char** argv) {
   ReportArgs report;
   ExportArgs export_args;
   ServeArgs serve;
+  ImportArgs import_args;
   auto* prepare_cmd = add_prepare(app, prepare);
   auto* train_cmd = add_train(app, train);
   auto* generate_cmd = add_generate(app, generate);
@@ -382,6 +395,7 @@ int main(int argc, char** argv) {
   auto* report_cmd = add_report(app, report);
   auto* export_cmd = add_export(app, export_args);
   auto* serve_cmd = add_serve(app, serve);
+  auto* import_cmd = add_import(app, import_args);
   app.set_version_flag("--version", [] {
     return std::string("qkv ") + QKV_VERSION + "\nLibTorch " + qkv::libtorch_version() + "\nBLAS " +
            qkv::describe_blas();
@@ -412,6 +426,7 @@ int main(int argc, char** argv) {
     if (*report_cmd) return run_report(report);
     if (*export_cmd) return run_export(export_args);
     if (*serve_cmd) return run_serve(serve);
+    if (*import_cmd) return run_import(import_args);
   } catch (const std::exception& e) {
     // Under qkv's own launcher a lost rank is reported once, by the launcher, naming the rank
     // that left: the others' collective errors (Gloo's text) would say it again, worse.

@@ -134,6 +134,10 @@ const std::vector<ConfigField>& config_schema() {
           "model.dropout", [](Config& c) -> double& { return c.model.dropout; }, 0, 1, false),
       bool_field("model.bias", [](Config& c) -> bool& { return c.model.bias; }),
       bool_field("model.tie_weights", [](Config& c) -> bool& { return c.model.tie_weights; }),
+      string_field("model.activation", [](Config& c) -> std::string& { return c.model.activation; },
+                   {"gelu", "gelu_tanh"}),
+      bool_field("model.scale_embeddings",
+                 [](Config& c) -> bool& { return c.model.scale_embeddings; }),
       {"model.positional_encoding",
        [](Config& c, const YAML::Node& n) {
          c.model.positional_encoding = positional_encoding_from_string(as_string(n));
@@ -143,7 +147,7 @@ const std::vector<ConfigField>& config_schema() {
        }},
 
       string_field("tokenizer.kind", [](Config& c) -> std::string& { return c.tokenizer.kind; },
-                   {"char", "word", "sentencepiece"}),
+                   {"char", "word", "sentencepiece", "bpe"}),
       string_field("tokenizer.model_file",
                    [](Config& c) -> std::string& { return c.tokenizer.model_file; }),
       int_field(

@@ -20,6 +20,7 @@
 #include "qkv/data/sense_corpus.h"
 #include "qkv/data/text_chunk_reader.h"
 #include "qkv/io/sha256.h"
+#include "qkv/tokenizer/byte_level_bpe_tokenizer.h"
 #include "qkv/tokenizer/char_tokenizer.h"
 #include "qkv/tokenizer/sentencepiece_tokenizer.h"
 #include "qkv/tokenizer/word_tokenizer.h"
@@ -100,6 +101,7 @@ json fingerprint(const Config& config, const std::vector<std::string>& files) {
                        {"sha256", Sha256::of_file(f)}});
   const auto& t = config.tokenizer;
   json tok = {{"kind", t.kind}};
+  if (t.kind == "bpe") tok["model_file"] = t.model_file;
   if (t.kind == "sentencepiece") {
     if (!t.model_file.empty()) {
       tok["model_file"] = t.model_file;
@@ -152,6 +154,14 @@ std::unique_ptr<Tokenizer> build_tokenizer(const Config& config,
     for_each_chunk(
         files, [&](const std::string&, const std::string& chunk, int64_t) { builder.add(chunk); });
     return std::make_unique<WordTokenizer>(builder.build());
+  }
+  if (t.kind == "bpe") {  // GPT-2's: read, never trained here
+    if (t.model_file.empty())
+      throw std::invalid_argument(
+          "tokenizer.model_file must name a directory with GPT-2's vocab.json and merges.txt (or "
+          "tokenizer.json) when tokenizer.kind is bpe");
+    return std::make_unique<ByteLevelBpeTokenizer>(
+        ByteLevelBpeTokenizer::from_directory(t.model_file));
   }
   if (!t.model_file.empty())
     return std::make_unique<SentencePieceTokenizer>(

@@ -61,7 +61,8 @@ json gpt2_config(const Checkpoint& ckpt) {
           {"n_layer", c.n_layer},
           {"n_head", c.n_head},
           {"n_inner", c.ffn_dim()},
-          {"activation_function", "gelu"},  // exact erf GELU, as qkv's; "gelu_new" is tanh's
+          // "gelu" is the exact erf GELU, "gelu_new" GPT-2's tanh form.
+          {"activation_function", c.activation == "gelu_tanh" ? "gelu_new" : "gelu"},
           {"layer_norm_epsilon", ckpt.model->ln_f->eps},
           {"resid_pdrop", c.dropout},
           {"embd_pdrop", c.dropout},
@@ -70,9 +71,10 @@ json gpt2_config(const Checkpoint& ckpt) {
           {"scale_attn_weights", true},
           {"scale_attn_by_inverse_layer_idx", false},
           {"reorder_and_upcast_attn", false},
-          // qkv scales its input embedding by sqrt(d_model) and GPT-2 does not: the scale is
-          // folded into wte, so a tied output matrix cannot be wte itself.
-          {"tie_word_embeddings", false},
+          // qkv scales its input embedding by sqrt(d_model) (unless scale_embeddings is off)
+          // and GPT-2 does not: the scale is folded into wte, so a tied output matrix can be
+          // wte itself only without it.
+          {"tie_word_embeddings", c.tie_weights && !c.scale_embeddings},
           {"use_cache", true},
           {"bos_token_id", special_id(special.bos)},
           {"eos_token_id", special_id(special.eos)},
@@ -112,6 +114,18 @@ void add_tokenizer_files(const Checkpoint& ckpt, std::map<std::string, std::stri
   const Tokenizer& tok = *ckpt.tokenizer;
   json config = {{"model_max_length", ckpt.config.model.block_size},
                  {"clean_up_tokenization_spaces", false}};
+  if (tok.kind() == "bpe") {  // GPT-2's own files
+    const std::string bytes = tok.serialize();
+    const size_t newline = bytes.find('\n');
+    const size_t length = std::stoul(bytes.substr(0, newline));
+    files["vocab.json"] = bytes.substr(newline + 1, length);
+    files["merges.txt"] = bytes.substr(newline + 1 + length);
+    config["tokenizer_class"] = "GPT2Tokenizer";
+    const SpecialIds special = tok.special_ids();
+    if (special.eos >= 0) config["bos_token"] = config["eos_token"] = tok.piece(special.eos);
+    files["tokenizer_config.json"] = config.dump(1);
+    return;
+  }
   if (tok.kind() == "word")
     throw ExportError(
         "the word tokenizer has no Hugging Face tokenizer.json counterpart in qkv yet; export "
@@ -157,7 +171,7 @@ std::map<std::string, std::string> detail::hugging_face_files(const Checkpoint& 
     add_block(t, "transformer.h." + std::to_string(i), *m.blocks[i]->as<TransformerBlockImpl>());
   add_layer_norm(t, "transformer.ln_f", m.ln_f);
   t.add("lm_head.weight", m.lm_head_weight());
-  if (ckpt.config.model.tie_weights)
+  if (ckpt.config.model.tie_weights && ckpt.config.model.scale_embeddings)
     notes->push_back(
         "the tied embedding is written twice: wte scaled by sqrt(d_model) (GPT-2 has no input "
         "scale), lm_head as trained; tie_word_embeddings is false so the logits stay exact");

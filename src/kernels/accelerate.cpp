@@ -27,8 +27,10 @@ void accelerate_attention(TransformerBlockImpl& block, KernelPath path) {
 }
 
 void accelerate_feed_forward(TransformerBlockImpl& block, KernelPath path) {
-  auto ffn =
-      replace_module(block, "ffn", block.ffn, for_path<FusedFeedForwardImpl>(*block.ffn, path));
+  // The fused kernel computes the exact GELU; GPT-2's tanh form keeps the reference module.
+  const KernelPath gelu_path = block.ffn->approximate == "none" ? path : KernelPath::kReference;
+  auto ffn = replace_module(block, "ffn", block.ffn,
+                            for_path<FusedFeedForwardImpl>(*block.ffn, gelu_path));
   replace_module(*ffn, "dropout", ffn->dropout, for_path<FusedDropoutImpl>(*ffn->dropout, path));
 }
 

@@ -27,6 +27,9 @@ void ModelConfig::validate() const {
                                 ")");
   if (!(dropout >= 0.0 && dropout < 1.0))
     throw std::invalid_argument("model.dropout must be in [0, 1), got " + std::to_string(dropout));
+  if (activation != "gelu" && activation != "gelu_tanh")
+    throw std::invalid_argument("model.activation must be 'gelu' or 'gelu_tanh', got '" +
+                                activation + "'");
   if (positional_encoding == PositionalEncodingKind::kSinusoidal && d_model % 2 != 0)
     throw std::invalid_argument("model.d_model must be even for sinusoidal encodings, got " +
                                 std::to_string(d_model));

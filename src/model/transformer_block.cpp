@@ -9,7 +9,8 @@ TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& c) {
       MultiHeadSelfAttention(
           MultiHeadSelfAttentionOptions(c.d_model, c.n_head).bias(c.bias).dropout(c.dropout)));
   ln2 = register_module("ln2", LayerNorm(c.d_model, c.bias));
-  ffn = register_module("ffn", FeedForward(c.d_model, c.ffn_dim(), c.bias, c.dropout));
+  ffn = register_module("ffn", FeedForward(c.d_model, c.ffn_dim(), c.bias, c.dropout,
+                                           c.activation == "gelu_tanh" ? "tanh" : "none"));
 }
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, KVCache* cache) {

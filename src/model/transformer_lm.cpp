@@ -9,7 +9,7 @@ namespace qkv {
 TransformerLMImpl::TransformerLMImpl(const ModelConfig& config) : config_(config) {
   config_.validate();
   const auto& c = config_;
-  tok_emb = register_module("tok_emb", TokenEmbedding(c.vocab_size, c.d_model));
+  tok_emb = register_module("tok_emb", TokenEmbedding(c.vocab_size, c.d_model, c.scale_embeddings));
   if (c.positional_encoding == PositionalEncodingKind::kSinusoidal)
     pos_enc = register_module("pos_enc", SinusoidalPositionalEncoding(c.block_size, c.d_model));
   else

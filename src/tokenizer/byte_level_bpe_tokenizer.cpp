@@ -5,10 +5,15 @@
 
 #include <algorithm>
 #include <climits>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "qkv/io/file_bytes.h"
+
 namespace qkv {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -143,6 +148,38 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab
   if (!t.pattern_->code) throw std::logic_error("the GPT-2 pattern does not compile in PCRE2");
   pcre2_jit_compile(t.pattern_->code, PCRE2_JIT_COMPLETE);  // faster where JIT exists; optional
   return t;
+}
+
+ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_directory(const std::string& dir) {
+  const fs::path d(dir);
+  if (fs::is_regular_file(d / "vocab.json") && fs::is_regular_file(d / "merges.txt"))
+    return from_files(read_file_bytes((d / "vocab.json").string()),
+                      read_file_bytes((d / "merges.txt").string()), dir);
+  if (!fs::is_regular_file(d / "tokenizer.json"))
+    throw std::invalid_argument(dir +
+                                ": expected GPT-2's tokenizer files, vocab.json and "
+                                "merges.txt, or tokenizer.json");
+  const std::string where = (d / "tokenizer.json").string();
+  nlohmann::json model;
+  try {
+    model = nlohmann::json::parse(read_file_bytes(where)).at("model");
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(where + ": expected a tokenizer with a \"model\": " + e.what());
+  }
+  if (model.value("type", "") != "BPE" || !model.contains("vocab") || !model.contains("merges"))
+    throw std::invalid_argument(where + ": expected a BPE model with vocab and merges");
+  // Merges are "a b" strings, or [a, b] pairs in newer files.
+  std::string merges;
+  for (const auto& m : model["merges"]) {
+    if (m.is_string()) {
+      merges += m.get<std::string>() + "\n";
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      merges += m[0].get<std::string>() + " " + m[1].get<std::string>() + "\n";
+    } else {
+      throw std::invalid_argument(where + ": a merge is neither \"a b\" nor [a, b]: " + m.dump());
+    }
+  }
+  return from_files(model["vocab"].dump(), merges, where);
 }
 
 SpecialIds ByteLevelBpeTokenizer::special_ids() const {

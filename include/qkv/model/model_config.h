@@ -23,6 +23,12 @@ struct ModelConfig {
   // cannot serve both. Shakespeare char, 2000 steps: validation loss 1.930 tied, 1.876 untied.
   bool tie_weights = false;
   PositionalEncodingKind positional_encoding = PositionalEncodingKind::kSinusoidal;
+  // The feed-forward layer's GELU: "gelu", the exact x * Phi(x), or "gelu_tanh", the tanh
+  // approximation GPT-2 was trained with (Hugging Face's "gelu_new").
+  std::string activation = "gelu";
+  // Multiply token embeddings by sqrt(d_model), as "Attention Is All You Need" does (see
+  // TokenEmbedding); GPT-2 does not.
+  bool scale_embeddings = true;
 
   int64_t ffn_dim() const { return d_ff > 0 ? d_ff : 4 * d_model; }
   int64_t head_dim() const { return d_model / n_head; }

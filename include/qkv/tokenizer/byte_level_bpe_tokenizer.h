@@ -25,6 +25,10 @@ class ByteLevelBpeTokenizer : public Tokenizer {
   // symbols, a byte without an id, a merge whose result has no id).
   static ByteLevelBpeTokenizer from_files(const std::string& vocab_json,
                                           const std::string& merges_txt, const std::string& source);
+  // A Hugging Face tokenizer directory: vocab.json and merges.txt, else tokenizer.json with a BPE
+  // model (its vocab and merges). Throws std::invalid_argument naming the directory and the file
+  // missing or wrong.
+  static ByteLevelBpeTokenizer from_directory(const std::string& dir);
   ByteLevelBpeTokenizer(const ByteLevelBpeTokenizer&) = delete;
   ByteLevelBpeTokenizer(ByteLevelBpeTokenizer&&) noexcept;
   ~ByteLevelBpeTokenizer() override;
