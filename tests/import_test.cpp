@@ -3,6 +3,10 @@
 // back to the same tensors; what cannot be mapped is refused with one line and nothing written.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +19,7 @@
 #include "qkv/export/model_import.h"
 #include "qkv/io/file_bytes.h"
 #include "qkv/io/safetensors.h"
+#include "qkv/io/sha256.h"
 #include "qkv/train/checkpoint.h"
 #include "test_support.h"
 
@@ -25,7 +30,9 @@ using nlohmann::json;
 using qkv::testing::run_command;
 using qkv::testing::TempDir;
 
-// The reference directories, made once for every test here (transformers takes ~30 s to start).
+// The reference directories, made once for all the tests here and kept beside the test binary
+// (transformers takes ~30 s to start, and ctest runs each test in its own process): under a file
+// lock, and made again when gpt2_reference.py changes.
 class Gpt2Import : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -34,30 +41,46 @@ class Gpt2Import : public ::testing::Test {
       missing_ = "no Python with transformers (scripts/setup_test_python.sh)";
       return;
     }
-    dir_ = new TempDir("gpt2_import");
-    const auto r = run_command(python + " " + QKV_SOURCE_DIR + "/tests/gpt2_reference.py " +
-                               dir_->str() + " 2>&1");
-    if (r.exit_code != 0) missing_ = "gpt2_reference.py failed: " + r.out;
+    const std::string script = std::string(QKV_SOURCE_DIR) + "/tests/gpt2_reference.py";
+    qkv::Sha256 sha;
+    sha.update(qkv::read_file_bytes(script));
+    dir_ =
+        (fs::path(QKV_BINARY).parent_path() / ("gpt2_reference_" + sha.hex_digest().substr(0, 12)))
+            .string();
+    const int lock = ::open((dir_ + ".lock").c_str(), O_CREAT | O_RDWR, 0644);
+    ::flock(lock, LOCK_EX);
+    if (!fs::exists(dir_ + "/done")) {
+      fs::remove_all(dir_);
+      const auto r = run_command(python + " " + script + " " + dir_ + " 2>&1");
+      if (r.exit_code == 0)
+        qkv::testing::write_file(dir_ + "/done", "");
+      else
+        missing_ = "gpt2_reference.py failed: " + r.out;
+    }
+    ::close(lock);  // releases the lock
+    scratch_ = new TempDir("gpt2_import");
   }
   static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
+    delete scratch_;
+    scratch_ = nullptr;
   }
   void SetUp() override {
     if (missing_.empty()) return;
     if (std::getenv("CI") || missing_.rfind("gpt2_reference", 0) == 0) FAIL() << missing_;
     GTEST_SKIP() << missing_;
   }
-  static std::string hf(const std::string& variant) { return *dir_ / (variant + "/hf"); }
+  static std::string hf(const std::string& variant) { return dir_ + "/" + variant + "/hf"; }
   static json expected(const std::string& variant) {
-    return json::parse(qkv::read_file_bytes(*dir_ / (variant + "/expected.json")));
+    return json::parse(qkv::read_file_bytes(dir_ + "/" + variant + "/expected.json"));
   }
-  static std::string work(const std::string& leaf) { return *dir_ / leaf; }
+  static std::string work(const std::string& leaf) { return *scratch_ / leaf; }
 
-  static TempDir* dir_;
+  static std::string dir_;
+  static TempDir* scratch_;
   static std::string missing_;
 };
-TempDir* Gpt2Import::dir_ = nullptr;
+std::string Gpt2Import::dir_;
+TempDir* Gpt2Import::scratch_ = nullptr;
 std::string Gpt2Import::missing_;
 
 TEST_F(Gpt2Import, LogitsGreedyTextAndNllAreTransformers) {
@@ -196,6 +219,51 @@ TEST_F(Gpt2Import, WhatCannotBeMappedIsRefusedNamingTheFileAndNothingIsWritten) 
   EXPECT_NE(r.exit_code, 0);
   EXPECT_EQ(qkv::read_file_bytes(work("taken") + "/keep.txt"), "mine");
   EXPECT_EQ(std::distance(fs::directory_iterator(work("taken")), fs::directory_iterator()), 1);
+}
+
+}  // namespace
+
+namespace {
+
+// `qkv eval RUN --data FILE --json`'s mean NLL.
+double mean_nll(const std::string& run, const std::string& data) {
+  const auto r = run_command(std::string(QKV_BINARY) + " eval " + run + " --data " + data +
+                             " --json 2> /dev/null");
+  EXPECT_EQ(r.exit_code, 0) << run;
+  return r.exit_code == 0 ? json::parse(r.out)["mean_nll"].get<double>() : 0.0;
+}
+
+TEST_F(Gpt2Import, FineTuningStartsFromTheImportWithItsTokenizerAndLowersValidationLoss) {
+  const std::string source = work("ft_source");
+  auto r =
+      run_command(std::string(QKV_BINARY) + " import " + hf("tied") + " --out " + source + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  qkv::testing::write_file(work("ft_corpus.txt"), qkv::testing::sample_corpus(600));
+  const std::string common = std::string(QKV_BINARY) + " train " + QKV_SOURCE_DIR +
+                             "/configs/tiny.yaml --init-from " + source +
+                             " --set data.files=" + work("ft_corpus.txt") +
+                             " --set data.dir=" + work("ft_data") + " --set train.out_dir=";
+  // The source's model keys are not the config's to change.
+  r = run_command(common + work("ft_refused") + " --set model.n_layer=2 2>&1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("model.n_layer=2: model keys come from train.init_from"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(work("ft_refused")));
+
+  r = run_command(common + work("ft_run") + " --set train.max_steps=50 --set train.batch_size=8 " +
+                  "--set optim.lr=1e-3 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  // The corpus was tokenized by GPT-2's tokenizer from the source, not a new char vocabulary.
+  const auto meta = json::parse(qkv::read_file_bytes(work("ft_data") + "/meta.json"));
+  EXPECT_EQ(meta["tokenizer"]["kind"], "bpe");
+  EXPECT_EQ(meta["tokenizer"]["vocab_size"], 392);
+  const auto tuned = qkv::Checkpoint::load(work("ft_run"));
+  EXPECT_EQ(tuned.config.model.n_layer, 3);
+  EXPECT_EQ(tuned.config.model.activation, "gelu_tanh");
+  EXPECT_EQ(tuned.state.step, 50);
+  const double before = mean_nll(source, work("ft_data") + "/val.bin");
+  const double after = mean_nll(work("ft_run"), work("ft_data") + "/val.bin");
+  EXPECT_LT(after, before - 0.5) << "validation NLL " << before << " -> " << after;
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include "qkv/runtime/progress_line.h"
 #include "qkv/runtime/runtime_setup.h"
 #include "qkv/train/checkpoint.h"
+#include "qkv/train/fine_tuning.h"
 #include "qkv/train/trainer.h"
 
 namespace qkv::cli {
@@ -55,16 +56,17 @@ void log_prepare_result(const PrepareResult& r) {
       r.encode_seconds, mb / std::max(r.encode_seconds, 1e-9), usage.ru_maxrss / 1024.0);
 }
 
-PrepareResult prepare_with_progress(const Config& config) {
+PrepareResult prepare_with_progress(const Config& config, const Tokenizer* tokenizer = nullptr) {
   ProgressLine line;
   auto start = std::chrono::steady_clock::now();
-  auto result = prepare_data(config, [&](int64_t done, int64_t total) {
+  auto show = [&](int64_t done, int64_t total) {
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     char text[160];
     std::snprintf(text, sizeof text, "encoding %.1f/%.1f MB | %.1f MB/s", done / 1e6, total / 1e6,
                   done / 1e6 / std::max(s, 1e-9));
     line.update(ProgressLine::bar(double(done) / double(std::max<int64_t>(total, 1))) + " " + text);
-  });
+  };
+  auto result = prepare_data(config, show, tokenizer);
   line.clear();
   log_prepare_result(result);
   return result;
@@ -82,7 +84,8 @@ RuntimeInfo start_runtime(int threads, CoreOwner owner) {
 int run_prepare(const PrepareArgs& args) {
   Config config = Config::load(args.config, args.overrides);
   start_runtime(static_cast<int>(config.runtime.threads));
-  prepare_with_progress(config);
+  const auto source = adopt_init_from(config, args.overrides);
+  prepare_with_progress(config, source.tokenizer.get());
   return 0;
 }
 
@@ -121,10 +124,17 @@ int run_train(const TrainArgs& args) {
     trainer = Trainer::resume(args.resume, args.overrides, options);
     start_runtime(static_cast<int>(trainer->config().runtime.threads));
   } else {
-    Config config = Config::load(args.config, args.overrides);
+    auto overrides = args.overrides;
+    if (!args.init_from.empty()) overrides.push_back("train.init_from=" + args.init_from);
+    Config config = Config::load(args.config, overrides);
     start_runtime(static_cast<int>(config.runtime.threads));
+    const auto source = adopt_init_from(config, overrides);
+    if (source.model)
+      spdlog::info("fine-tuning {} (step {}): its model and tokenizer replace the config's",
+                   source.path, source.state.step);
     // One preparer per machine; the other ranks wait for it when they meet.
-    if (!args.skip_prepare && (!launch || launch->local_rank == 0)) prepare_with_progress(config);
+    if (!args.skip_prepare && (!launch || launch->local_rank == 0))
+      prepare_with_progress(config, source.tokenizer.get());
     trainer = std::make_unique<Trainer>(config, options);
   }
   auto result = trainer->run();

@@ -33,7 +33,8 @@ struct PrepareArgs {
 struct TrainArgs {
   std::string config;  // empty when resuming with the stored config
   std::vector<std::string> overrides;
-  std::string resume;  // run directory
+  std::string resume;     // run directory
+  std::string init_from;  // fine-tuning: train.init_from
   bool skip_prepare = false;
   int nproc = 1;                         // >1: run that many data-parallel workers here
   std::vector<std::string> worker_argv;  // the command line a worker runs (without --nproc)

@@ -115,6 +115,9 @@ CLI::App* add_train(CLI::App& app, TrainArgs& a) {
   cmd->add_option("config", a.config, "YAML config file");
   cmd->add_option("--set", a.overrides, "Override a key: section.key=value");
   cmd->add_option("--resume", a.resume, "Continue the run in this directory");
+  cmd->add_option("--init-from", a.init_from,
+                  "Fine-tune: start from this run's (or checkpoint's) weights, with its model and "
+                  "tokenizer, a fresh optimizer and schedule (train.init_from)");
   cmd->add_flag("--no-prepare", a.skip_prepare, "Do not (re)prepare the data first");
   cmd->add_option("--nproc", a.nproc,
                   "Data-parallel workers to start on this machine (torchrun's --nproc-per-node); "

@@ -202,6 +202,7 @@ const std::vector<ConfigField>& config_schema() {
       int_field(
           "train.log_every", [](Config& c) -> int64_t& { return c.train.log_every; }, 1),
       string_field("train.out_dir", [](Config& c) -> std::string& { return c.train.out_dir; }),
+      string_field("train.init_from", [](Config& c) -> std::string& { return c.train.init_from; }),
 
       real_field(
           "optim.lr", [](Config& c) -> double& { return c.optim.lr; }, 0, kInf, false),

@@ -93,7 +93,8 @@ void check_sources_unchanged(const json& before, const json& after, const std::s
   }
 }
 
-json fingerprint(const Config& config, const std::vector<std::string>& files) {
+json fingerprint(const Config& config, const std::vector<std::string>& files,
+                 const Tokenizer* given) {
   json sources = json::array();
   for (const auto& f : files)
     sources.push_back({{"path", f},
@@ -101,6 +102,11 @@ json fingerprint(const Config& config, const std::vector<std::string>& files) {
                        {"sha256", Sha256::of_file(f)}});
   const auto& t = config.tokenizer;
   json tok = {{"kind", t.kind}};
+  if (given) {  // fine-tuning: the source run's tokenizer, by its bytes
+    Sha256 sha;
+    sha.update(tokenizer_file_bytes(*given));
+    tok["given_sha256"] = sha.hex_digest();
+  }
   if (t.kind == "bpe") tok["model_file"] = t.model_file;
   if (t.kind == "sentencepiece") {
     if (!t.model_file.empty()) {
@@ -245,7 +251,8 @@ std::shared_ptr<TokenFile> DatasetMeta::open_checked(const std::string& split) c
   return file;
 }
 
-PrepareResult prepare_data(const Config& config, const ProgressCallback& progress) {
+PrepareResult prepare_data(const Config& config, const ProgressCallback& progress,
+                           const Tokenizer* given) {
   const std::string dir = config.data.dir;
   if (config.data.generate == "senses") {
     if (config.data.files.size() != 1)
@@ -263,7 +270,7 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
   }
   if (total == 0)
     throw std::invalid_argument("data.files: " + names + ": no text to tokenize (empty)");
-  const json print = fingerprint(config, files);
+  const json print = fingerprint(config, files, given);
 
   PrepareResult result;
   const std::string meta_path = dir + "/meta.json";
@@ -283,7 +290,8 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
   }
   fs::remove(meta_path);  // a run cut short must not look up to date
 
-  auto tokenizer = build_tokenizer(config, files, dir);
+  auto tokenizer = given ? load_tokenizer(given->kind(), given->serialize())
+                         : build_tokenizer(config, files, dir);
   // One token can only be followed by itself: a model "learns" it to loss 0 and nothing else.
   if (tokenizer->vocab_size() < 2)
     throw std::invalid_argument("data.files: " + names +
@@ -316,7 +324,7 @@ PrepareResult prepare_data(const Config& config, const ProgressCallback& progres
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.bytes_encoded = done;
   const int64_t train_tokens = train.finish(), val_tokens = val.finish();
-  check_sources_unchanged(print, fingerprint(config, files), dir);
+  check_sources_unchanged(print, fingerprint(config, files, given), dir);
   const std::string train_identity = TokenFile(dir + "/train.bin", dtype).identity();
   const std::string val_identity = TokenFile(dir + "/val.bin", dtype).identity();
   save_tokenizer_file(*tokenizer, dir + "/tokenizer.qkv");

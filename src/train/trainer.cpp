@@ -151,6 +151,28 @@ struct Trainer::Impl {
     if (directory) directory->begin(config, run_id, resumed_from, *log);
   }
 
+  // Fine-tuning: the weights of the checkpoint `path`, by name; the data must have been
+  // tokenized by its tokenizer (prepare_data with it: adopt_init_from).
+  void start_from(const std::string& path) {
+    auto source = Checkpoint::load(path);
+    if (tokenizer_file_bytes(*source.tokenizer) != tokenizer_file_bytes(*tokenizer))
+      throw std::invalid_argument(config.data.dir + " was tokenized by another tokenizer than " +
+                                  "train.init_from's (" + source.path +
+                                  "); prepare the data again with train.init_from set");
+    torch::NoGradGuard no_grad;
+    const auto from = source.model->named_parameters();
+    for (auto& p : model->named_parameters()) {
+      const torch::Tensor* s = from.find(p.key());
+      if (!s || s->sizes() != p.value().sizes())
+        throw std::invalid_argument("train.init_from " + source.path + ": parameter " + p.key() +
+                                    (s ? " has another shape" : " is missing") +
+                                    "; the model keys must be the source run's");
+      p.value().copy_(*s);
+    }
+    info("weights from " + source.path + " (step " + std::to_string(source.state.step) +
+         "); the optimizer and the schedule start afresh");
+  }
+
   void build_optimizer() {
     // The engine's modules for runtime.kernels, in place of the reference ones (same parameters).
     accelerate(model, runtime_kernel_path(config));
@@ -399,6 +421,7 @@ Trainer::Trainer(const Config& config, TrainerOptions options) : impl_(std::make
   m.run_id = new_run_id();
   torch::manual_seed(static_cast<uint64_t>(config.runtime.seed));
   m.model = TransformerLM(m.config.model);
+  if (!config.train.init_from.empty()) m.start_from(config.train.init_from);
   m.model->to(m.device);
   m.job->start_from_rank0(*m.model, static_cast<uint64_t>(config.runtime.seed));
   m.build_optimizer();

@@ -54,6 +54,9 @@ struct TrainConfig {
   double grad_clip = 1.0;  // 0 disables clipping
   int64_t log_every = 10;
   std::string out_dir;  // run directory; empty means runs/<config name>
+  // Fine-tuning: a run directory or checkpoint whose weights a fresh run starts from (with a fresh
+  // optimizer and schedule); its model and tokenizer replace this config's (fine_tuning.h).
+  std::string init_from;
 };
 
 struct OptimConfig {

@@ -64,7 +64,10 @@ using ProgressCallback = std::function<void(int64_t, int64_t)>;
 // The validation split is the last data.val_fraction of each file. Streams in chunks that end
 // at a newline, so memory stays bounded whatever the corpus size. Skips all work when the
 // sources (by sha256) and tokenizer settings match what meta.json records.
-PrepareResult prepare_data(const Config& config, const ProgressCallback& progress = {});
+// With `tokenizer` (fine-tuning: the source run's), that tokenizer encodes the text instead of one
+// built from the tokenizer section.
+PrepareResult prepare_data(const Config& config, const ProgressCallback& progress = {},
+                           const Tokenizer* tokenizer = nullptr);
 
 // Expands data.files (paths or globs) to existing files, sorted; throws DataFilesNotFound naming
 // the pattern that matches nothing.
