@@ -249,6 +249,11 @@ TEST_F(Gpt2Import, FineTuningStartsFromTheImportWithItsTokenizerAndLowersValidat
   EXPECT_NE(r.out.find("model.n_layer=2: model keys come from train.init_from"), std::string::npos)
       << r.out;
   EXPECT_FALSE(fs::exists(work("ft_refused")));
+  r = run_command(common + work("ft_refused") + " --set model.block_size=129 2>&1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("model.block_size=129: at most the context of train.init_from (128)"),
+            std::string::npos)
+      << r.out;
 
   r = run_command(common + work("ft_run") + " --set train.max_steps=50 --set train.batch_size=8 " +
                   "--set optim.lr=1e-3 2>&1");
@@ -261,6 +266,22 @@ TEST_F(Gpt2Import, FineTuningStartsFromTheImportWithItsTokenizerAndLowersValidat
   EXPECT_EQ(tuned.config.model.n_layer, 3);
   EXPECT_EQ(tuned.config.model.activation, "gelu_tanh");
   EXPECT_EQ(tuned.state.step, 50);
+  // A shorter context keeps the source's first positions (nanoGPT's crop_block_size).
+  r = run_command(common + work("ft_short") +
+                  " --set train.max_steps=1 --set optim.lr=1e-9 --set optim.min_lr=1e-10 " +
+                  "--set model.block_size=32 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto short_run = qkv::Checkpoint::load(work("ft_short") + "/last.pt");
+  const auto full = qkv::Checkpoint::load(source);
+  EXPECT_EQ(short_run.config.model.block_size, 32);
+  // (one step at a learning rate of 1e-9 moves nothing visible)
+  EXPECT_TRUE(torch::allclose(short_run.model->pos_emb->weight,
+                              full.model->pos_emb->weight.slice(0, 0, 32), 0, 1e-6));
+  EXPECT_TRUE(
+      torch::allclose(short_run.model->tok_emb->weight, full.model->tok_emb->weight, 0, 1e-6));
+  EXPECT_FALSE(torch::allclose(short_run.model->pos_emb->weight,
+                               full.model->pos_emb->weight.slice(0, 32, 64), 0, 1e-3));
+
   const double before = mean_nll(source, work("ft_data") + "/val.bin");
   const double after = mean_nll(work("ft_run"), work("ft_data") + "/val.bin");
   EXPECT_LT(after, before - 0.5) << "validation NLL " << before << " -> " << after;

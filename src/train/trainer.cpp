@@ -163,6 +163,11 @@ struct Trainer::Impl {
     const auto from = source.model->named_parameters();
     for (auto& p : model->named_parameters()) {
       const torch::Tensor* s = from.find(p.key());
+      // A shorter context (model.block_size) keeps the first rows of learned positions.
+      if (s && p.key() == "pos_emb.weight" && s->size(0) > p.value().size(0)) {
+        p.value().copy_(s->slice(0, 0, p.value().size(0)));
+        continue;
+      }
       if (!s || s->sizes() != p.value().sizes())
         throw std::invalid_argument("train.init_from " + source.path + ": parameter " + p.key() +
                                     (s ? " has another shape" : " is missing") +
