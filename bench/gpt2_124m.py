@@ -62,6 +62,37 @@ def peak_mb_of(cmd, env=None):
     return r.stdout + r.stderr, seconds, peak
 
 
+def rss_by_phase(cmd):
+    """Runs cmd, sampling its resident memory every 50 ms: the peak while it loads, while its
+    training steps run, and after the last step (evaluation, checkpoints, report)."""
+    import threading
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    phase, peaks, lines = ["load"], {"load": 0, "steps": 0, "end": 0}, []
+
+    def read():
+        for line in p.stderr:
+            lines.append(line)
+            if re.search(r"step 1/", line):
+                phase[0] = "steps"
+            elif "eval step" in line or "done:" in line:
+                phase[0] = "end"
+    reader = threading.Thread(target=read)
+    reader.start()
+    while p.poll() is None:
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for l in f:
+                    if l.startswith("VmRSS:"):
+                        peaks[phase[0]] = max(peaks[phase[0]], round(int(l.split()[1]) / 1024))
+        except FileNotFoundError:
+            pass
+        time.sleep(0.05)
+    reader.join()
+    if p.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{''.join(lines[-5:])}")
+    return "".join(lines), peaks
+
+
 def qkv_side():
     out = {}
     run = os.path.join(work, "qkv_run")
@@ -83,15 +114,18 @@ def qkv_side():
     out["eval_peak_mb"] = round(peak)
     tune = os.path.join(work, "qkv_tune")
     subprocess.run(["rm", "-rf", tune, os.path.join(work, "qkv_data")])
-    log, seconds, peak = peak_mb_of([
+    log, peaks = rss_by_phase([
         qkv, "train", os.path.join(root, "configs/tiny.yaml"), "--init-from", run,
         "--set", f"data.files={corpus}", "--set", f"data.dir={work}/qkv_data",
         "--set", f"train.out_dir={tune}", "--set", "train.max_steps=12",
         "--set", "model.block_size=64",
-        "--set", "train.batch_size=4", "--set", "train.log_every=1", "--set", "eval.every=0",
-        "--set", "checkpoint.every=0", "--set", f"runtime.threads={THREADS}"])
+        "--set", "train.batch_size=4", "--set", "train.log_every=1", "--set", "eval.every=1000",
+        "--set", "eval.batches=1", "--set", "checkpoint.every=0",
+        "--set", f"runtime.threads={THREADS}"])
     out["train_step_ms"] = float(re.search(r"median ([\d.]+) ms/step", log).group(1))
-    out["train_peak_mb"] = round(peak)
+    out["train_peak_mb_while_stepping"] = peaks["steps"]
+    out["train_peak_mb_with_final_checkpoints"] = max(peaks.values())
+    out["train_time_line"] = re.search(r"time: (.*)", log).group(1)
     return out
 
 
