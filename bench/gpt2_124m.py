@@ -4,13 +4,19 @@ side in one run. No download: the model is randomly initialised at GPT-2's confi
 tokenizer is a byte-level BPE trained on the corpus (padded with unused special tokens to GPT-2's
 50257), so every shape is GPT-2 124M's.
 
-  gpt2_124m.py QKV CORPUS WORK_DIR       (the test environment's Python: transformers, tokenizers)
+  gpt2_124m.py QKV CORPUS WORK_DIR [LLMC_DIR]   (the test environment's Python: transformers,
+                                                tokenizers)
   e.g. build-libtorch2/venv/bin/python bench/gpt2_124m.py build/qkv ../shared/data/tinyshakespeare.txt /tmp/gpt2
 
 Measures, for each program: load time, generation tokens/s at batch 1 with the KV cache (128
 tokens after a 16-token prompt, greedy), evaluation tokens/s (windows of 1024), the fine-tuning
 step at batch 4, context 64 (AdamW), and the peak resident memory of each (qkv: one process per
-command, /proc's VmHWM; PyTorch: one process per measurement). Prints one JSON object.
+command; PyTorch: one process per measurement). Prints one JSON object.
+
+With LLMC_DIR, llm.c's train_gpt2.c runs there too (built with its Makefile's flags, e.g.
+`gcc -Ofast -march=native -fopenmp -DOMP train_gpt2.c -lm`, beside gpt2_124M.bin and
+dev/data/tinyshakespeare/*.bin written by llm.c's own writers, train_gpt2.write_model and
+data_common.write_datafile): its step at the same B 4, T 64, median of its 40.
 """
 import json
 import os
@@ -199,11 +205,26 @@ with open(prompt_file, "w") as f:
     f.write(text[:64])  # ~16 tokens
 with open(eval_file, "w") as f:
     f.write(text[:40000])
-if len(sys.argv) > 4:
+def llmc_side(directory):
+    start = time.time()
+    r = subprocess.run(["/usr/bin/time", "-f", "PEAK_KB %M", "./train_gpt2"], cwd=directory,
+                       capture_output=True, text=True,
+                       env=dict(os.environ, OMP_NUM_THREADS=str(THREADS)))
+    if r.returncode != 0:
+        raise SystemExit(f"llm.c failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    steps = [float(x) for x in re.findall(r"\(took ([\d.]+) ms\)", r.stdout)]
+    return {"train_step_ms": round(statistics.median(steps), 1), "steps": len(steps),
+            "peak_mb": round(int(re.search(r"PEAK_KB (\d+)", r.stderr).group(1)) / 1024),
+            "wall_s": round(time.time() - start, 1)}
+
+
+if len(sys.argv) > 4 and sys.argv[4] in ("generate", "eval", "train"):
     print(json.dumps(torch_measure(sys.argv[4])))
 else:
     import platform
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                 if l.startswith("model name")), platform.processor())
-    print(json.dumps({"cpu": cpu, "threads": THREADS, "qkv": qkv_side(),
-                      "pytorch_eager": torch_side()}, indent=1))
+    result = {"cpu": cpu, "threads": THREADS, "qkv": qkv_side(), "pytorch_eager": torch_side()}
+    if len(sys.argv) > 4:
+        result["llm.c"] = llmc_side(sys.argv[4])
+    print(json.dumps(result, indent=1))
