@@ -3,7 +3,8 @@
 and encodes other varied text with it: the reference tests/bpe_tokenizer_test.cpp holds qkv's
 tokenizer to.
 
-  bpe_reference.py OUT_DIR    writes vocab.json, merges.txt, test.txt (UTF-8) and ids.json
+  bpe_reference.py OUT_DIR    writes vocab.json, merges.txt, test.txt (UTF-8) and ids.json, and
+                              json_only/tokenizer.json (the same tokenizer in one file)
 """
 import json
 import os
@@ -55,6 +56,9 @@ trainer = trainers.BpeTrainer(vocab_size=1500, special_tokens=["<|endoftext|>"],
                               show_progress=False)
 tokenizer.train_from_iterator([text(random.Random(1), 300_000, False)], trainer)
 tokenizer.model.save(out)
+# The same tokenizer as one tokenizer.json, the form Hugging Face's hub also ships.
+os.makedirs(os.path.join(out, "json_only"), exist_ok=True)
+tokenizer.save(os.path.join(out, "json_only", "tokenizer.json"))
 
 test = text(random.Random(2), 120_000, True)
 with open(os.path.join(out, "test.txt"), "w", encoding="utf-8", newline="") as f:

@@ -131,6 +131,9 @@ TEST(ByteLevelBpe, IdsEqualHuggingFaceTokenizersOn120KBOfVariedText) {
   EXPECT_EQ(ids.size(), expected.size());
   EXPECT_EQ(t.decode(ids), text);
   EXPECT_EQ(t.vocab_size(), 1500);
+  // tokenizer.json alone: the same tokenizer.
+  const auto from_json = ByteLevelBpeTokenizer::from_directory(dir / "json_only");
+  EXPECT_EQ(from_json.encode(text), expected);
 }
 
 }  // namespace
