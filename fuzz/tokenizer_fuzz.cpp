@@ -1,6 +1,6 @@
-// A char, word or byte-level BPE tokenizer's serialized form (as stored in checkpoints and tokenizer.qkv) on
-// arbitrary bytes: refused with std::invalid_argument, or a tokenizer whose encode and decode
-// round-trip and that serializes back to the same bytes.
+// A char, word or byte-level BPE tokenizer's serialized form (as stored in checkpoints and
+// tokenizer.qkv) on arbitrary bytes: refused with std::invalid_argument, or a tokenizer whose
+// encode and decode round-trip and that serializes back to the same bytes.
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
