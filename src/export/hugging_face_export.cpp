@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qkv/export/model_export.h"
+#include "qkv/tokenizer/byte_level_bpe_tokenizer.h"
 #include "qkv/train/checkpoint.h"
 #include "tensor_entries.h"
 
@@ -114,12 +115,9 @@ void add_tokenizer_files(const Checkpoint& ckpt, std::map<std::string, std::stri
   const Tokenizer& tok = *ckpt.tokenizer;
   json config = {{"model_max_length", ckpt.config.model.block_size},
                  {"clean_up_tokenization_spaces", false}};
-  if (tok.kind() == "bpe") {  // GPT-2's own files
-    const std::string bytes = tok.serialize();
-    const size_t newline = bytes.find('\n');
-    const size_t length = std::stoul(bytes.substr(0, newline));
-    files["vocab.json"] = bytes.substr(newline + 1, length);
-    files["merges.txt"] = bytes.substr(newline + 1 + length);
+  if (const auto* bpe = dynamic_cast<const ByteLevelBpeTokenizer*>(&tok)) {  // GPT-2's own files
+    files["vocab.json"] = bpe->vocab_json();
+    files["merges.txt"] = bpe->merges_txt();
     config["tokenizer_class"] = "GPT2Tokenizer";
     const SpecialIds special = tok.special_ids();
     if (special.eos >= 0) config["bos_token"] = config["eos_token"] = tok.piece(special.eos);

@@ -3,6 +3,7 @@
 #include <random>
 
 #include "qkv/serve/request_error.h"
+#include "request_fields.h"
 
 namespace qkv {
 
@@ -10,40 +11,7 @@ namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void bad(const std::string& message) {
-  throw RequestError(400, message);
-}
-
-const char* type_name(const json& v) {
-  return v.type_name();
-}
-
-// The field's value, or nullptr when it is absent or null (OpenAI's clients send null for unset).
-const json* field(const json& body, const char* key) {
-  auto it = body.find(key);
-  return it == body.end() || it->is_null() ? nullptr : &*it;
-}
-
-int64_t integer(const json& body, const char* key, int64_t fallback) {
-  const json* v = field(body, key);
-  if (!v) return fallback;
-  if (!v->is_number_integer()) bad(std::string(key) + " must be an integer, got " + type_name(*v));
-  return v->get<int64_t>();
-}
-
-double number(const json& body, const char* key, double fallback) {
-  const json* v = field(body, key);
-  if (!v) return fallback;
-  if (!v->is_number()) bad(std::string(key) + " must be a number, got " + type_name(*v));
-  return v->get<double>();
-}
-
-bool boolean(const json& body, const char* key, bool fallback) {
-  const json* v = field(body, key);
-  if (!v) return fallback;
-  if (!v->is_boolean()) bad(std::string(key) + " must be true or false, got " + type_name(*v));
-  return v->get<bool>();
-}
+using namespace request;
 
 std::string prompt_of(const json& body) {
   const json* v = field(body, "prompt");
@@ -52,7 +20,7 @@ std::string prompt_of(const json& body) {
   if (v->is_array() && v->size() == 1 && (*v)[0].is_string()) return (*v)[0].get<std::string>();
   if (v->is_array() && v->size() > 1)
     bad("prompt: one prompt per request is served, got " + std::to_string(v->size()));
-  bad(std::string("prompt must be a string, got ") + type_name(*v));
+  bad(std::string("prompt must be a string, got ") + v->type_name());
 }
 
 std::vector<std::string> stop_of(const json& body) {
@@ -64,11 +32,11 @@ std::vector<std::string> stop_of(const json& body) {
   } else if (v->is_array()) {
     if (v->size() > 4) bad("stop takes at most 4 strings, got " + std::to_string(v->size()));
     for (const auto& s : *v) {
-      if (!s.is_string()) bad(std::string("stop must hold strings, got ") + type_name(s));
+      if (!s.is_string()) bad(std::string("stop must hold strings, got ") + s.type_name());
       out.push_back(s.get<std::string>());
     }
   } else {
-    bad(std::string("stop must be a string or an array of strings, got ") + type_name(*v));
+    bad(std::string("stop must be a string or an array of strings, got ") + v->type_name());
   }
   for (const auto& s : out)
     if (s.empty()) bad("stop strings must not be empty");
@@ -98,16 +66,13 @@ json parse_json_body(const std::string& body) {
   } catch (const json::exception& e) {  // a syntax error, or a number beyond a double (1e999)
     bad("the body is not JSON: " + std::string(e.what()));
   }
-  if (!j.is_object()) bad(std::string("the body must be a JSON object, got ") + type_name(j));
+  if (!j.is_object()) bad(std::string("the body must be a JSON object, got ") + j.type_name());
   return j;
 }
 
 CompletionRequest CompletionRequest::parse(const json& body, int64_t max_tokens_cap) {
   CompletionRequest r;
-  if (const json* m = field(body, "model")) {
-    if (!m->is_string()) bad(std::string("model must be a string, got ") + type_name(*m));
-    r.model = m->get<std::string>();
-  }
+  r.model = text(body, "model", "");
   r.prompt = prompt_of(body);
   r.max_tokens = integer(body, "max_tokens", r.max_tokens);
   if (r.max_tokens < 1 || r.max_tokens > max_tokens_cap)
@@ -133,7 +98,7 @@ CompletionRequest CompletionRequest::parse(const json& body, int64_t max_tokens_
   r.stream = boolean(body, "stream", false);
   if (const json* so = field(body, "stream_options")) {
     if (!so->is_object())
-      bad(std::string("stream_options must be an object, got ") + type_name(*so));
+      bad(std::string("stream_options must be an object, got ") + so->type_name());
     r.include_usage = boolean(*so, "include_usage", false);
   }
   refuse_unsupported(body);

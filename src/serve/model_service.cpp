@@ -54,8 +54,10 @@ std::vector<std::string> scan_run(const std::string& dir) {
 
 ModelService::ModelService(const std::string& source) {
   const std::string resolved = Checkpoint::resolve(source);  // throws naming `source`
-  if (fs::is_directory(source) && fs::path(resolved).parent_path() == fs::path(source) &&
-      fs::is_regular_file(resolved)) {
+  std::error_code ec;
+  // A run directory however spelled ("runs/x", "runs/x/"): the file resolve() chose sits in it.
+  if (fs::is_directory(source) && fs::is_regular_file(resolved) &&
+      fs::equivalent(fs::path(resolved).parent_path(), source, ec)) {
     run_dir_ = source;
     names_ = scan_run(run_dir_);
     default_name_ = fs::path(resolved).filename().string();
@@ -257,12 +259,6 @@ json ModelService::next_tokens(const std::string& text, const std::string& name,
 
 namespace {
 
-json nan_to_null(const std::vector<double>& v) {
-  json out = json::array();
-  for (double x : v) out.push_back(std::isnan(x) ? json() : json(x));
-  return out;
-}
-
 // The sense probe's figures per level, and each sentence's point in the level's 2-D picture.
 json separation_json(const SenseProbe& probe) {
   json levels = json::array();
@@ -312,7 +308,7 @@ json ModelService::embed(const std::vector<std::string>& senses,
         for (size_t p = 0; p < cmp.pairs.size(); ++p)
           pairs.push_back({{"sentences", {cmp.pairs[p].first + 1, cmp.pairs[p].second + 1}},
                            {"cosine", cmp.cosine[p]},
-                           {"update_cosine", nan_to_null(cmp.update_cosine[p])}});
+                           {"update_cosine", cmp.update_cosine[p]}});  // NaN dumps as null
         json positions = json::array();
         for (const auto& o : cmp.occurrences) positions.push_back(o.position);
         j["levels"] = cmp.levels;

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "qkv/serve/request_error.h"
+#include "request_fields.h"
 #include "web_assets.h"
 
 namespace qkv {
@@ -18,6 +19,7 @@ namespace qkv {
 namespace {
 
 using nlohmann::json;
+using namespace request;
 
 std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -45,49 +47,6 @@ json error_body(int status, const std::string& message) {
 void send_error(httplib::Response& res, int status, const std::string& message) {
   res.status = status;
   res.set_content(dump(error_body(status, message)), "application/json");
-}
-
-// A field of an /api/ body, type-checked.
-std::string text_field(const json& body, const char* key, bool required = true) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) {
-    if (required) throw RequestError(400, std::string(key) + " is required");
-    return "";
-  }
-  if (!it->is_string())
-    throw RequestError(400, std::string(key) + " must be a string, got " + it->type_name());
-  return it->get<std::string>();
-}
-
-int64_t int_field(const json& body, const char* key, int64_t fallback, bool required = false) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) {
-    if (required) throw RequestError(400, std::string(key) + " is required");
-    return fallback;
-  }
-  if (!it->is_number_integer())
-    throw RequestError(400, std::string(key) + " must be an integer, got " + it->type_name());
-  return it->get<int64_t>();
-}
-
-double number_field(const json& body, const char* key, double fallback) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return fallback;
-  if (!it->is_number())
-    throw RequestError(400, std::string(key) + " must be a number, got " + it->type_name());
-  return it->get<double>();
-}
-
-std::vector<std::string> strings_field(const json& body, const char* key) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return {};
-  if (!it->is_array()) throw RequestError(400, std::string(key) + " must be an array of strings");
-  std::vector<std::string> out;
-  for (const auto& s : *it) {
-    if (!s.is_string()) throw RequestError(400, std::string(key) + " must hold only strings");
-    out.push_back(s.get<std::string>());
-  }
-  return out;
 }
 
 std::string completion_id() {
@@ -176,23 +135,24 @@ struct Server::Impl {
         [this](const httplib::Request&, httplib::Response& res) { reply(res, service.info()); });
     post("/api/attention", [this](const httplib::Request& req, httplib::Response& res) {
       const auto b = body_of(req);
-      reply(res, service.attention(text_field(b, "text"), text_field(b, "checkpoint", false)));
+      reply(res, service.attention(text(required(b, "text"), "text"), text(b, "checkpoint", "")));
     });
     post("/api/explain", [this](const httplib::Request& req, httplib::Response& res) {
       const auto b = body_of(req);
-      reply(res, service.explain(text_field(b, "text"), text_field(b, "checkpoint", false),
-                                 int_field(b, "layer", 0, true), int_field(b, "head", 0, true),
-                                 int_field(b, "query", 0, true)));
+      reply(res, service.explain(text(required(b, "text"), "text"), text(b, "checkpoint", ""),
+                                 integer(required(b, "layer"), "layer"),
+                                 integer(required(b, "head"), "head"),
+                                 integer(required(b, "query"), "query")));
     });
     post("/api/next", [this](const httplib::Request& req, httplib::Response& res) {
       const auto b = body_of(req);
-      reply(res, service.next_tokens(text_field(b, "text"), text_field(b, "checkpoint", false),
-                                     number_field(b, "temperature", 1.0), int_field(b, "top", 10)));
+      reply(res, service.next_tokens(text(required(b, "text"), "text"), text(b, "checkpoint", ""),
+                                     number(b, "temperature", 1.0), integer(b, "top", 10)));
     });
     post("/api/embed", [this](const httplib::Request& req, httplib::Response& res) {
       const auto b = body_of(req);
-      reply(res, service.embed(strings_field(b, "senses"), strings_field(b, "sentences"),
-                               text_field(b, "word"), text_field(b, "checkpoint", false)));
+      reply(res, service.embed(texts(b, "senses"), texts(b, "sentences"),
+                               text(required(b, "word"), "word"), text(b, "checkpoint", "")));
     });
   }
 

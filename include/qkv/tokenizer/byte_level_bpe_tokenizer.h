@@ -41,6 +41,9 @@ class ByteLevelBpeTokenizer : public Tokenizer {
   SpecialIds special_ids() const override;
   // The token's bytes as text (invalid UTF-8 where a token holds part of a character).
   std::string piece(TokenId id) const override;
+  // The files it was read from, as read (what a Hugging Face export writes back).
+  const std::string& vocab_json() const { return vocab_json_; }
+  const std::string& merges_txt() const { return merges_txt_; }
   // vocab.json's and merges.txt's contents, the first preceded by its length.
   std::string serialize() const override;
   static ByteLevelBpeTokenizer deserialize(const std::string& bytes);
